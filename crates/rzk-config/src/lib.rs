@@ -1,0 +1,2 @@
+//! # rzk-config: zoo.cfg and myid
+//! SKELETON: being written.

@@ -1,0 +1,2 @@
+//! # rzk-server
+//! SKELETON: being written.

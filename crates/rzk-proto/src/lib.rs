@@ -8,12 +8,15 @@
 //! - [`codes`]: opcodes, error codes, event types, states, create modes, permission bits, xids.
 //! - [`records`]: the jute records (`zookeeper.jute`) as structs.
 //! - [`message`]: the `Request` and `Response` enums; the variant fixes the opcode.
+//! - [`jute`]: the jute binary encoding: [`jute::Reader`], [`jute::Writer`], and the
+//!   [`jute::Encode`]/[`jute::Decode`] traits implemented by every record.
 //! - [`codec`]: encode/decode of whole packets (handshake, requests, replies, notifications).
 //! - [`frame`]: length-prefix framing and four-letter-word detection.
 
 pub mod codec;
 pub mod codes;
 pub mod frame;
+pub mod jute;
 pub mod message;
 pub mod records;
 

@@ -103,23 +103,49 @@ pub enum Response {
     /// No body: delete, setWatches, removeWatches, checkWatches, ping, closeSession, auth.
     Empty,
     /// create (1).
-    Create { path: String },
+    Create {
+        path: String,
+    },
     /// create2, createContainer, createTTL.
-    Create2 { path: String, stat: Stat },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     /// exists, setData, setACL, check.
     Stat(Stat),
-    GetData { data: Option<Vec<u8>>, stat: Stat },
-    GetAcl { acl: Vec<Acl>, stat: Stat },
-    GetChildren { children: Vec<String> },
-    GetChildren2 { children: Vec<String>, stat: Stat },
-    Sync { path: String },
+    GetData {
+        data: Option<Vec<u8>>,
+        stat: Stat,
+    },
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetChildren2 {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Sync {
+        path: String,
+    },
     /// multi and multiRead: one result per op.
     Multi(Vec<MultiResult>),
-    GetEphemerals { ephemerals: Vec<String> },
-    AllChildrenNumber { total: i32 },
+    GetEphemerals {
+        ephemerals: Vec<String>,
+    },
+    AllChildrenNumber {
+        total: i32,
+    },
     /// addWatch answers `ErrorResponse{0}`: a 4-byte body.
-    ErrorBody { err: i32 },
-    WhoAmI { clients: Vec<ClientInfo> },
+    ErrorBody {
+        err: i32,
+    },
+    WhoAmI {
+        clients: Vec<ClientInfo>,
+    },
 }
 
 /// One op's result inside a multi/multiRead reply.

@@ -184,3 +184,23 @@ pub struct ClientInfo {
     pub auth_scheme: String,
     pub user: String,
 }
+
+/// `MultiHeader`: frames each op inside multi/multiRead requests and each result inside their
+/// replies. A header with `done == true` (sent as `{-1, true, -1}`) ends the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MultiHeader {
+    /// The op's opcode, or -1 for an error result and for the terminator.
+    pub op: i32,
+    pub done: bool,
+    /// -1 in requests; 0 or the op's error code in replies.
+    pub err: i32,
+}
+
+impl MultiHeader {
+    /// The header that ends every multi request and reply.
+    pub const TERMINATOR: MultiHeader = MultiHeader {
+        op: -1,
+        done: true,
+        err: -1,
+    };
+}

@@ -98,6 +98,14 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// An optional last field (the handshake's `readOnly`): `None` when no byte is left.
+    pub fn read_trailing_bool(&mut self) -> Result<Option<bool>, DecodeError> {
+        match self.is_empty() {
+            true => Ok(None),
+            false => self.read_bool().map(Some),
+        }
+    }
+
     /// A jute `buffer`; `None` for null.
     pub fn read_buffer(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
         match self.read_length()? {
@@ -211,6 +219,13 @@ impl<'a> Writer<'a> {
         self.out.push(u8::from(value));
     }
 
+    /// An optional last field (the handshake's `readOnly`): nothing is written for `None`.
+    pub fn write_trailing_bool(&mut self, value: Option<bool>) {
+        if let Some(value) = value {
+            self.write_bool(value);
+        }
+    }
+
     /// A jute `buffer`; `None` writes null (-1).
     pub fn write_buffer(&mut self, value: Option<&[u8]>) {
         match value {
@@ -284,70 +299,125 @@ pub trait Decode: Sized {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError>;
 }
 
-impl Encode for Id {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.scheme);
-        writer.write_str(&self.id);
-    }
+/// Write one field of a record, by its jute kind (see `jute_record!`).
+macro_rules! write_field {
+    (int, $writer:ident, $value:expr) => {
+        $writer.write_i32(*$value)
+    };
+    (long, $writer:ident, $value:expr) => {
+        $writer.write_i64(*$value)
+    };
+    (boolean, $writer:ident, $value:expr) => {
+        $writer.write_bool(*$value)
+    };
+    (ustring, $writer:ident, $value:expr) => {
+        $writer.write_str($value)
+    };
+    (nullable_ustring, $writer:ident, $value:expr) => {
+        $writer.write_ustring($value.as_deref())
+    };
+    (buffer, $writer:ident, $value:expr) => {
+        $writer.write_bytes($value)
+    };
+    (nullable_buffer, $writer:ident, $value:expr) => {
+        $writer.write_buffer($value.as_deref())
+    };
+    (acl_list, $writer:ident, $value:expr) => {
+        $writer.write_acl_list($value)
+    };
+    (record, $writer:ident, $value:expr) => {
+        Encode::encode($value, $writer)
+    };
 }
 
-impl Decode for Id {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Id {
-            scheme: reader.read_string()?,
-            id: reader.read_string()?,
-        })
-    }
+/// Read one field of a record, by its jute kind (see `jute_record!`).
+macro_rules! read_field {
+    (int, $reader:ident) => {
+        $reader.read_i32()?
+    };
+    (long, $reader:ident) => {
+        $reader.read_i64()?
+    };
+    (boolean, $reader:ident) => {
+        $reader.read_bool()?
+    };
+    (ustring, $reader:ident) => {
+        $reader.read_string()?
+    };
+    (nullable_ustring, $reader:ident) => {
+        $reader.read_ustring()?
+    };
+    (buffer, $reader:ident) => {
+        $reader.read_buffer_or_empty()?
+    };
+    (nullable_buffer, $reader:ident) => {
+        $reader.read_buffer()?
+    };
+    (acl_list, $reader:ident) => {
+        $reader.read_acl_list()?
+    };
+    (record, $reader:ident) => {
+        $reader.read()?
+    };
 }
 
-impl Encode for Acl {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_i32(self.perms);
-        self.id.encode(writer);
-    }
+/// `Encode` + `Decode` for a record whose fields are all present, from one field list in wire
+/// order, so the two directions cannot disagree. Kinds follow `zookeeper.jute`; `ustring` and
+/// `buffer` read null as empty, the `nullable_` kinds keep null as `None`.
+macro_rules! jute_record {
+    ($($name:ident { $($field:ident: $kind:ident),+ $(,)? })+) => {$(
+        impl Encode for $name {
+            fn encode(&self, writer: &mut Writer<'_>) {
+                $(write_field!($kind, writer, &self.$field);)+
+            }
+        }
+
+        impl Decode for $name {
+            fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                Ok($name { $($field: read_field!($kind, reader),)+ })
+            }
+        }
+    )+};
 }
 
-impl Decode for Acl {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Acl {
-            perms: reader.read_i32()?,
-            id: reader.read()?,
-        })
+jute_record! {
+    Id { scheme: ustring, id: ustring }
+    Acl { perms: int, id: record }
+    Stat {
+        czxid: long,
+        mzxid: long,
+        ctime: long,
+        mtime: long,
+        version: int,
+        cversion: int,
+        aversion: int,
+        ephemeral_owner: long,
+        data_length: int,
+        num_children: int,
+        pzxid: long,
     }
-}
-
-impl Encode for Stat {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_i64(self.czxid);
-        writer.write_i64(self.mzxid);
-        writer.write_i64(self.ctime);
-        writer.write_i64(self.mtime);
-        writer.write_i32(self.version);
-        writer.write_i32(self.cversion);
-        writer.write_i32(self.aversion);
-        writer.write_i64(self.ephemeral_owner);
-        writer.write_i32(self.data_length);
-        writer.write_i32(self.num_children);
-        writer.write_i64(self.pzxid);
+    RequestHeader { xid: int, op: int }
+    ReplyHeader { xid: int, zxid: long, err: int }
+    MultiHeader { op: int, done: boolean, err: int }
+    WatcherEvent { event_type: int, state: int, path: ustring }
+    CreateRequest { path: ustring, data: nullable_buffer, acl: acl_list, flags: int }
+    CreateTtlRequest { path: ustring, data: nullable_buffer, acl: acl_list, flags: int, ttl: long }
+    DeleteRequest { path: ustring, version: int }
+    PathWatchRequest { path: ustring, watch: boolean }
+    PathRequest { path: ustring }
+    SetDataRequest { path: ustring, data: nullable_buffer, version: int }
+    SetAclRequest { path: ustring, acl: acl_list, version: int }
+    CheckVersionRequest { path: ustring, version: int }
+    ReconfigRequest {
+        joining_servers: nullable_ustring,
+        leaving_servers: nullable_ustring,
+        new_members: nullable_ustring,
+        cur_config_id: long,
     }
-}
-
-impl Decode for Stat {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Stat {
-            czxid: reader.read_i64()?,
-            mzxid: reader.read_i64()?,
-            ctime: reader.read_i64()?,
-            mtime: reader.read_i64()?,
-            version: reader.read_i32()?,
-            cversion: reader.read_i32()?,
-            aversion: reader.read_i32()?,
-            ephemeral_owner: reader.read_i64()?,
-            data_length: reader.read_i32()?,
-            num_children: reader.read_i32()?,
-            pzxid: reader.read_i64()?,
-        })
-    }
+    RemoveWatchesRequest { path: ustring, watcher_type: int }
+    AddWatchRequest { path: ustring, mode: int }
+    AuthPacket { auth_type: int, scheme: ustring, auth: buffer }
+    ClientInfo { auth_scheme: ustring, user: ustring }
 }
 
 impl Encode for ConnectRequest {
@@ -357,9 +427,7 @@ impl Encode for ConnectRequest {
         writer.write_i32(self.timeout_ms);
         writer.write_i64(self.session_id);
         writer.write_bytes(&self.password);
-        if let Some(read_only) = self.read_only {
-            writer.write_bool(read_only);
-        }
+        writer.write_trailing_bool(self.read_only);
     }
 }
 
@@ -372,10 +440,7 @@ impl Decode for ConnectRequest {
             timeout_ms: reader.read_i32()?,
             session_id: reader.read_i64()?,
             password: reader.read_buffer_or_empty()?,
-            read_only: match reader.is_empty() {
-                true => None,
-                false => Some(reader.read_bool()?),
-            },
+            read_only: reader.read_trailing_bool()?,
         })
     }
 }
@@ -388,9 +453,7 @@ impl Encode for ConnectResponse {
         writer.write_bytes(&self.password);
         // Only echo `readOnly` to a client that sent it: an old client would take the
         // extra byte as the start of the next packet.
-        if let Some(read_only) = self.read_only {
-            writer.write_bool(read_only);
-        }
+        writer.write_trailing_bool(self.read_only);
     }
 }
 
@@ -401,306 +464,7 @@ impl Decode for ConnectResponse {
             timeout_ms: reader.read_i32()?,
             session_id: reader.read_i64()?,
             password: reader.read_buffer_or_empty()?,
-            read_only: match reader.is_empty() {
-                true => None,
-                false => Some(reader.read_bool()?),
-            },
-        })
-    }
-}
-
-impl Encode for RequestHeader {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_i32(self.xid);
-        writer.write_i32(self.op);
-    }
-}
-
-impl Decode for RequestHeader {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(RequestHeader {
-            xid: reader.read_i32()?,
-            op: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for ReplyHeader {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_i32(self.xid);
-        writer.write_i64(self.zxid);
-        writer.write_i32(self.err);
-    }
-}
-
-impl Decode for ReplyHeader {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(ReplyHeader {
-            xid: reader.read_i32()?,
-            zxid: reader.read_i64()?,
-            err: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for MultiHeader {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_i32(self.op);
-        writer.write_bool(self.done);
-        writer.write_i32(self.err);
-    }
-}
-
-impl Decode for MultiHeader {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(MultiHeader {
-            op: reader.read_i32()?,
-            done: reader.read_bool()?,
-            err: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for WatcherEvent {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_i32(self.event_type);
-        writer.write_i32(self.state);
-        writer.write_str(&self.path);
-    }
-}
-
-impl Decode for WatcherEvent {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(WatcherEvent {
-            event_type: reader.read_i32()?,
-            state: reader.read_i32()?,
-            path: reader.read_string()?,
-        })
-    }
-}
-
-impl Encode for CreateRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_buffer(self.data.as_deref());
-        writer.write_acl_list(&self.acl);
-        writer.write_i32(self.flags);
-    }
-}
-
-impl Decode for CreateRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(CreateRequest {
-            path: reader.read_string()?,
-            data: reader.read_buffer()?,
-            acl: reader.read_acl_list()?,
-            flags: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for CreateTtlRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_buffer(self.data.as_deref());
-        writer.write_acl_list(&self.acl);
-        writer.write_i32(self.flags);
-        writer.write_i64(self.ttl);
-    }
-}
-
-impl Decode for CreateTtlRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(CreateTtlRequest {
-            path: reader.read_string()?,
-            data: reader.read_buffer()?,
-            acl: reader.read_acl_list()?,
-            flags: reader.read_i32()?,
-            ttl: reader.read_i64()?,
-        })
-    }
-}
-
-impl Encode for DeleteRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_i32(self.version);
-    }
-}
-
-impl Decode for DeleteRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(DeleteRequest {
-            path: reader.read_string()?,
-            version: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for PathWatchRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_bool(self.watch);
-    }
-}
-
-impl Decode for PathWatchRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(PathWatchRequest {
-            path: reader.read_string()?,
-            watch: reader.read_bool()?,
-        })
-    }
-}
-
-impl Encode for PathRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-    }
-}
-
-impl Decode for PathRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(PathRequest {
-            path: reader.read_string()?,
-        })
-    }
-}
-
-impl Encode for SetDataRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_buffer(self.data.as_deref());
-        writer.write_i32(self.version);
-    }
-}
-
-impl Decode for SetDataRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(SetDataRequest {
-            path: reader.read_string()?,
-            data: reader.read_buffer()?,
-            version: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for SetAclRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_acl_list(&self.acl);
-        writer.write_i32(self.version);
-    }
-}
-
-impl Decode for SetAclRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(SetAclRequest {
-            path: reader.read_string()?,
-            acl: reader.read_acl_list()?,
-            version: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for CheckVersionRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_i32(self.version);
-    }
-}
-
-impl Decode for CheckVersionRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(CheckVersionRequest {
-            path: reader.read_string()?,
-            version: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for ReconfigRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_ustring(self.joining_servers.as_deref());
-        writer.write_ustring(self.leaving_servers.as_deref());
-        writer.write_ustring(self.new_members.as_deref());
-        writer.write_i64(self.cur_config_id);
-    }
-}
-
-impl Decode for ReconfigRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(ReconfigRequest {
-            joining_servers: reader.read_ustring()?,
-            leaving_servers: reader.read_ustring()?,
-            new_members: reader.read_ustring()?,
-            cur_config_id: reader.read_i64()?,
-        })
-    }
-}
-
-impl Encode for RemoveWatchesRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_i32(self.watcher_type);
-    }
-}
-
-impl Decode for RemoveWatchesRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(RemoveWatchesRequest {
-            path: reader.read_string()?,
-            watcher_type: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for AddWatchRequest {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.path);
-        writer.write_i32(self.mode);
-    }
-}
-
-impl Decode for AddWatchRequest {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(AddWatchRequest {
-            path: reader.read_string()?,
-            mode: reader.read_i32()?,
-        })
-    }
-}
-
-impl Encode for AuthPacket {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_i32(self.auth_type);
-        writer.write_str(&self.scheme);
-        writer.write_bytes(&self.auth);
-    }
-}
-
-impl Decode for AuthPacket {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(AuthPacket {
-            auth_type: reader.read_i32()?,
-            scheme: reader.read_string()?,
-            auth: reader.read_buffer_or_empty()?,
-        })
-    }
-}
-
-impl Encode for ClientInfo {
-    fn encode(&self, writer: &mut Writer<'_>) {
-        writer.write_str(&self.auth_scheme);
-        writer.write_str(&self.user);
-    }
-}
-
-impl Decode for ClientInfo {
-    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(ClientInfo {
-            auth_scheme: reader.read_string()?,
-            user: reader.read_string()?,
+            read_only: reader.read_trailing_bool()?,
         })
     }
 }

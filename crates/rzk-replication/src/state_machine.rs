@@ -1,0 +1,242 @@
+//! openraft's state machine: hands committed entries to the server's [`Applier`] in log order and
+//! keeps snapshots (in memory, or as files through `rzk_storage::SnapshotStore`).
+//!
+//! The applier is in-memory state; durability comes from snapshots plus the log. On restart
+//! openraft installs the newest snapshot (→ `Applier::restore`) and re-applies the committed log
+//! after it, so the applier sees every index after the snapshot exactly once per process.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::StreamExt;
+use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use rzk_storage::SnapshotStore;
+
+use crate::raft_types::{io_err, LogId, Rzk, SnapshotMeta, StoredMembership};
+use crate::Applier;
+
+/// Snapshot bytes handed between openraft, the network and the applier.
+pub(crate) type SnapshotData = Vec<u8>;
+
+/// Leading bytes of a snapshot file written by this crate.
+const SNAPSHOT_MAGIC: &[u8; 4] = b"RZKS";
+const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+
+struct CurrentSnapshot {
+    meta: SnapshotMeta,
+    data: SnapshotData,
+}
+
+/// The newest snapshot, shared by the state machine and the builders it hands out.
+pub(crate) struct Snapshots {
+    store: Option<SnapshotStore>,
+    current: Mutex<Option<CurrentSnapshot>>,
+}
+
+impl Snapshots {
+    pub(crate) fn in_memory() -> Arc<Snapshots> {
+        Arc::new(Snapshots {
+            store: None,
+            current: Mutex::new(None),
+        })
+    }
+
+    /// Snapshots as files; loads the newest one that reads back whole.
+    pub(crate) fn open(store: SnapshotStore) -> Result<Arc<Snapshots>, crate::ReplicationError> {
+        let current = match store.load_latest()? {
+            None => None,
+            Some((index, file)) => {
+                let (meta, data) = decode_snapshot(&file).map_err(|e| {
+                    crate::ReplicationError::Start(format!(
+                        "snapshot at index {index} is not an rzk snapshot ({e}); move it out of the snapshot directory to start without it"
+                    ))
+                })?;
+                Some(CurrentSnapshot { meta, data })
+            }
+        };
+        Ok(Arc::new(Snapshots {
+            store: Some(store),
+            current: Mutex::new(current),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<CurrentSnapshot>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn current_log_id(&self) -> Option<LogId> {
+        self.lock().as_ref().and_then(|c| c.meta.last_log_id)
+    }
+
+    /// Make `meta`/`data` durable (when backed by files) and the current snapshot unless a newer
+    /// one already is.
+    async fn keep(
+        self: &Arc<Self>,
+        meta: &SnapshotMeta,
+        data: &SnapshotData,
+    ) -> Result<(), io::Error> {
+        if self.store.is_some() {
+            let this = Arc::clone(self);
+            let file = encode_snapshot(meta, data)?;
+            let index = meta.last_log_id.map_or(0, |id| id.index);
+            tokio::task::spawn_blocking(move || {
+                let store = this.store.as_ref().expect("checked above");
+                store.save(index, &file).map(|_| ())
+            })
+            .await
+            .map_err(|e| io_err(format_args!("snapshot writer task failed: {e}")))?
+            .map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))?;
+        }
+        let mut current = self.lock();
+        let newer = current
+            .as_ref()
+            .is_none_or(|c| c.meta.last_log_id < meta.last_log_id);
+        if newer {
+            *current = Some(CurrentSnapshot {
+                meta: meta.clone(),
+                data: data.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn encode_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>, io::Error> {
+    let meta_json = serde_json::to_vec(meta)
+        .map_err(|e| io_err(format_args!("encoding snapshot meta: {e}")))?;
+    let meta_len =
+        u32::try_from(meta_json.len()).map_err(|_| io_err("snapshot meta larger than 4 GiB"))?;
+    let mut out = Vec::with_capacity(9 + meta_json.len() + data.len());
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.push(SNAPSHOT_FORMAT_VERSION);
+    out.extend_from_slice(&meta_len.to_le_bytes());
+    out.extend_from_slice(&meta_json);
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+fn decode_snapshot(file: &[u8]) -> Result<(SnapshotMeta, SnapshotData), String> {
+    let header = file.get(..9).ok_or("shorter than its header")?;
+    if &header[..4] != SNAPSHOT_MAGIC {
+        return Err("wrong magic".into());
+    }
+    if header[4] != SNAPSHOT_FORMAT_VERSION {
+        return Err(format!(
+            "format version {} is not {}",
+            header[4], SNAPSHOT_FORMAT_VERSION
+        ));
+    }
+    let meta_len = u32::from_le_bytes(header[5..9].try_into().expect("4 bytes")) as usize;
+    let meta_json = file.get(9..9 + meta_len).ok_or("meta runs past the end")?;
+    let meta = serde_json::from_slice(meta_json).map_err(|e| format!("meta: {e}"))?;
+    Ok((meta, file[9 + meta_len..].to_vec()))
+}
+
+pub(crate) struct StateMachine {
+    applier: Arc<dyn Applier>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    snapshots: Arc<Snapshots>,
+}
+
+impl StateMachine {
+    pub(crate) fn new(applier: Arc<dyn Applier>, snapshots: Arc<Snapshots>) -> StateMachine {
+        StateMachine {
+            applier,
+            last_applied: None,
+            membership: StoredMembership::default(),
+            snapshots,
+        }
+    }
+}
+
+/// A snapshot captured on the state machine task (between applies); building only persists it.
+pub(crate) struct SnapshotBuilder {
+    meta: SnapshotMeta,
+    data: SnapshotData,
+    snapshots: Arc<Snapshots>,
+}
+
+impl RaftSnapshotBuilder<Rzk> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> Result<RzkSnapshot, io::Error> {
+        let data = std::mem::take(&mut self.data);
+        self.snapshots.keep(&self.meta, &data).await?;
+        tracing::info!(last_log_id = ?self.meta.last_log_id, bytes = data.len(), "snapshot built");
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: data,
+        })
+    }
+}
+
+type RzkSnapshot = openraft::type_config::alias::SnapshotOf<Rzk, SnapshotData>;
+
+impl RaftStateMachine<Rzk> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<S>(&mut self, mut entries: S) -> Result<(), io::Error>
+    where
+        S: futures::Stream<Item = Result<EntryResponder<Rzk>, io::Error>> + Unpin + OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let log_id = entry.log_id;
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(payload) => self.applier.apply(log_id.index, &payload.0),
+                EntryPayload::Membership(membership) => {
+                    self.membership = StoredMembership::new(Some(log_id), membership);
+                }
+            }
+            self.last_applied = Some(log_id);
+            if let Some(responder) = responder {
+                responder.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            meta: SnapshotMeta {
+                last_log_id: self.last_applied,
+                last_membership: self.membership.clone(),
+            },
+            data: self.applier.snapshot(),
+            snapshots: Arc::clone(&self.snapshots),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> Result<(), io::Error> {
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = snapshot.len(), "installing snapshot");
+        self.applier.restore(&snapshot);
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        // On restart openraft installs the snapshot it just read from us: no need to write it again.
+        if self.snapshots.current_log_id() != meta.last_log_id || self.snapshots.lock().is_none() {
+            self.snapshots.keep(meta, &snapshot).await?;
+        }
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<RzkSnapshot>, io::Error> {
+        Ok(self.snapshots.lock().as_ref().map(|c| Snapshot {
+            meta: c.meta.clone(),
+            snapshot: c.data.clone(),
+        }))
+    }
+}

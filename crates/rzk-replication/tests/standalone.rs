@@ -1,0 +1,204 @@
+//! A one-member group through the public API: ordering, per-caller FIFO, restart.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rzk_replication::{Applier, Replica, ReplicaConfig, Role};
+
+/// Bound on every wait in these tests.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Records applied payloads in order. Its "state" is that list; snapshots serialize it.
+#[derive(Default)]
+struct Recorder {
+    applied: Mutex<Vec<(u64, Vec<u8>)>>,
+    restores: Mutex<u32>,
+}
+
+impl Recorder {
+    fn applied(&self) -> Vec<(u64, Vec<u8>)> {
+        self.applied.lock().unwrap().clone()
+    }
+}
+
+impl Applier for Recorder {
+    fn apply(&self, index: u64, payload: &[u8]) {
+        let mut applied = self.applied.lock().unwrap();
+        if let Some((last, _)) = applied.last() {
+            assert!(
+                index > *last,
+                "index {index} applied after {last}: applied twice or out of order"
+            );
+        }
+        applied.push((index, payload.to_vec()));
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let applied = self.applied.lock().unwrap();
+        let mut out = Vec::new();
+        for (index, payload) in applied.iter() {
+            out.extend_from_slice(&index.to_le_bytes());
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(payload);
+        }
+        out
+    }
+
+    fn restore(&self, mut bytes: &[u8]) {
+        let mut applied = Vec::new();
+        while !bytes.is_empty() {
+            let index = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+            let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+            applied.push((index, bytes[12..12 + len].to_vec()));
+            bytes = &bytes[12 + len..];
+        }
+        *self.applied.lock().unwrap() = applied;
+        *self.restores.lock().unwrap() += 1;
+    }
+}
+
+fn config(log_dir: Option<PathBuf>, snap_count: u64) -> ReplicaConfig {
+    ReplicaConfig {
+        node_id: 1,
+        members: BTreeMap::from([(1, "127.0.0.1:2888".to_string())]),
+        snapshot_dir: log_dir.clone(),
+        log_dir,
+        force_sync: true,
+        snap_count,
+        tick_ms: 100,
+        init_limit: 10,
+        sync_limit: 5,
+    }
+}
+
+fn payload(caller: u32, seq: u32) -> Vec<u8> {
+    let mut p = caller.to_le_bytes().to_vec();
+    p.extend_from_slice(&seq.to_le_bytes());
+    p
+}
+
+fn parse(p: &[u8]) -> (u32, u32) {
+    (
+        u32::from_le_bytes(p[..4].try_into().unwrap()),
+        u32::from_le_bytes(p[4..8].try_into().unwrap()),
+    )
+}
+
+async fn start(config: ReplicaConfig, applier: Arc<Recorder>) -> Replica {
+    let started = tokio::time::timeout(WAIT, Replica::start(config, applier)).await;
+    started
+        .expect("Replica::start did not return in time")
+        .expect("Replica::start failed")
+}
+
+/// `callers` tasks each propose `per_caller` payloads in sequence (without waiting for commit in
+/// between), then wait for all of them. Returns the indexes each caller got.
+async fn propose_concurrently(
+    replica: &Arc<Replica>,
+    callers: u32,
+    per_caller: u32,
+    seq_base: u32,
+) -> Vec<Vec<u64>> {
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let replica = Arc::clone(replica);
+        tasks.push(tokio::spawn(async move {
+            let mut pending = Vec::new();
+            for seq in seq_base..seq_base + per_caller {
+                pending.push(
+                    replica
+                        .propose(payload(caller, seq))
+                        .await
+                        .expect("propose refused"),
+                );
+            }
+            let mut indexes = Vec::new();
+            for rx in pending {
+                let index = tokio::time::timeout(WAIT, rx)
+                    .await
+                    .expect("proposal not resolved in time")
+                    .expect("proposal dropped unanswered")
+                    .expect("proposal failed");
+                indexes.push(index);
+            }
+            indexes
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.push(t.await.expect("proposer task panicked"));
+    }
+    all
+}
+
+/// Every caller's payloads appear in call order, each exactly once, at the index its proposal
+/// resolved with.
+fn check_order(
+    applied: &[(u64, Vec<u8>)],
+    got: &[Vec<u64>],
+    callers: u32,
+    per_caller: u32,
+    seq_base: u32,
+) {
+    let by_index: BTreeMap<u64, (u32, u32)> = applied.iter().map(|(i, p)| (*i, parse(p))).collect();
+    assert_eq!(by_index.len(), applied.len(), "an index was applied twice");
+    for caller in 0..callers {
+        let seqs: Vec<u32> = applied
+            .iter()
+            .map(|(_, p)| parse(p))
+            .filter(|(c, _)| *c == caller)
+            .map(|(_, s)| s)
+            .collect();
+        let want: Vec<u32> = (seq_base..seq_base + per_caller).collect();
+        let tail: Vec<u32> = seqs.into_iter().filter(|s| *s >= seq_base).collect();
+        assert_eq!(
+            tail, want,
+            "caller {caller}: payloads applied out of call order, lost or duplicated"
+        );
+        for (k, index) in got[caller as usize].iter().enumerate() {
+            assert_eq!(
+                by_index.get(index),
+                Some(&(caller, seq_base + k as u32)),
+                "proposal resolved with the wrong index"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_standalone_orders_concurrent_proposals() {
+    let applier = Arc::new(Recorder::default());
+    let replica = Arc::new(start(config(None, 100_000), Arc::clone(&applier)).await);
+    assert_eq!(replica.role(), Role::Leader);
+
+    let (callers, per_caller) = (8, 500);
+    let got = propose_concurrently(&replica, callers, per_caller, 0).await;
+    let applied = applier.applied();
+    assert_eq!(applied.len(), (callers * per_caller) as usize);
+    check_order(&applied, &got, callers, per_caller, 0);
+
+    Arc::into_inner(replica)
+        .expect("no other handle")
+        .shutdown()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_elects_itself_well_under_a_second() {
+    let applier = Arc::new(Recorder::default());
+    let began = std::time::Instant::now();
+    let replica = start(config(None, 100_000), Arc::clone(&applier)).await;
+    let took = began.elapsed();
+    assert!(took < Duration::from_millis(500), "start took {took:?}");
+    assert_eq!(replica.role(), Role::Leader);
+    let rx = replica.propose(b"x".to_vec()).await.unwrap();
+    let index = tokio::time::timeout(WAIT, rx)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(applier.applied(), vec![(index, b"x".to_vec())]);
+    replica.shutdown().await;
+}

@@ -7,9 +7,93 @@
 //! Payloads are opaque bytes: this crate must not decode znode operations nor know Raft or
 //! network types.
 //!
-//! SKELETON: the API below is the contract the replication crate builds against.
+//! # Layout
+//!
+//! - `format`: every byte layout below, as pure encode/decode functions (no I/O).
+//! - `wal`: [`Wal`]: append, read, truncate, purge, meta files, the group-commit flusher.
+//! - `recovery`: scanning segments on open; the torn-tail versus corrupt-middle rule.
+//! - `snapshot`: [`SnapshotStore`].
+//! - `purge`: [`purge`], the `zkCleanup.sh`/autopurge policy.
+//! - `files`: fsync of directories, atomic replacement, preallocation, the directory lock,
+//!   fault injection for tests.
+//!
+//! # Guarantees (the contract replication relies on)
+//!
+//! - `append` returns once the records are readable; its callback runs exactly once, with `Ok`
+//!   only after an `fdatasync` covered every one of its records (unless `force_sync` is off), and
+//!   callbacks run in append order. A failed write or sync gives `Err`, never `Ok`.
+//! - No holes: record indexes are contiguous; `append` refuses anything else (`OutOfOrder`).
+//! - `truncate_after` is durable before it returns. `purge_upto` stores its watermark durably
+//!   first; purged records are never served again, even if their segment is kept.
+//! - After a crash, the log reopens as a prefix of what was appended that includes every record
+//!   acknowledged `Ok`, or refuses to start with [`StorageError::Corrupt`] naming file and offset.
+//!
+//! # On-disk formats
+//!
+//! All integers little-endian, all checksums CRC-32C. A log directory holds:
+//!
+//! ```text
+//! LogSegment  := SegmentHeader Frame* Tail              (file log.<16 hex digits of FirstIndex>)
+//! SegmentHeader := Magic "RZKL" | Version u32 = 1 | FirstIndex u64 | HeaderCrc u32
+//!                  (HeaderCrc covers the 16 bytes before it)
+//! Frame       := Len u32 | Crc u32 | Index u64 | Payload [Len bytes]
+//!                  (Crc covers Len, Index and Payload; Len <= RECORD_PAYLOAD_BYTES_MAX;
+//!                   the first Frame has Index = FirstIndex, each next one Index + 1)
+//! Tail        := ZeroPad*                              (preallocated space, all zero bytes)
+//! ```
+//!
+//! The first segment's FirstIndex is the first record ever kept; each later segment starts at
+//! the index after the previous segment's last frame. A closed segment is cut to its last frame
+//! (no tail) and synced before the next one is created, so damage can be a torn write only at
+//! the end of the last segment. Segments are created atomically (temp file, header,
+//! preallocation, fsync, rename, fsync dir), so a segment file always has a whole header.
+//!
+//! ```text
+//! Snapshot    := Magic "RZKS" | Version u32 = 1 | Index u64 | PayloadLen u64 | PayloadCrc u32
+//!                | HeaderCrc u32 | Payload [PayloadLen bytes]     (file snapshot.<16 hex Index>)
+//! Meta        := Magic "RZKM" | Version u32 = 1 | Len u32 | Crc u32 (over Len and Value)
+//!                | Value [Len bytes]       (files meta.<name> from save_meta, and wal.purged,
+//!                                            whose Value is the purge watermark as u64)
+//! ```
+//!
+//! Snapshots and meta files are replaced atomically (temp file, fsync, rename, fsync dir);
+//! `*.tmp` leftovers of an interrupted write are removed on open. `.lock` holds an exclusive
+//! `flock` while a [`Wal`] is open.
+//!
+//! # Recovery
+//!
+//! Opening scans every segment and verifies every frame. A frame that does not verify (short,
+//! bad checksum, length over the limit, wrong index) ends the scan; if the rest of the file is
+//! zero it is the ordinary preallocated tail. Otherwise it is damage: when no valid frame
+//! follows it (in this segment or any later one) it is a torn tail, which is cut off with a
+//! `tracing::warn!` naming file and offset and reported in [`RecoveryReport::truncated_tail`];
+//! when valid frames follow, the log refuses to start with [`StorageError::Corrupt`]. A header
+//! in another format version gives [`StorageError::UnknownVersion`]. An empty directory starts
+//! an empty log.
+//!
+//! # `force_sync = false` is unsafe
+//!
+//! Like ZooKeeper's `forceSync=no`, it acknowledges records without `fdatasync`: a power loss
+//! can then lose records that were acknowledged, which breaks Raft's safety. Tests and
+//! benchmarks only.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+mod files;
+mod format;
+mod purge;
+mod recovery;
+mod snapshot;
+mod wal;
+
+pub use files::FaultInjector;
+pub use format::{META_BYTES_MAX, RECORD_PAYLOAD_BYTES_MAX};
+pub use purge::{purge, PurgeReport, PURGE_KEEP_MIN};
+pub use snapshot::{SnapshotInfo, SnapshotStore};
+pub use wal::{Wal, WalStats};
+
+/// The subdirectory every file lives in, as in ZooKeeper.
+pub const VERSION_DIR: &str = "version-2";
 
 /// One log record: a position and opaque bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,11 +102,14 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
+/// How the log writes. `Default` gives ZooKeeper's defaults (forceSync=yes, 64 MiB segments and
+/// preallocation).
 #[derive(Debug, Clone)]
 pub struct WalOptions {
     /// `forceSync`: when false, records are acknowledged without fdatasync (unsafe).
     pub force_sync: bool,
-    /// Roll to a new segment past this size.
+    /// Roll to a new segment past this size (a single record larger than this gets a segment
+    /// of its own).
     pub segment_bytes_max: u64,
     /// `preAllocSize`: bytes preallocated per segment.
     pub preallocate_bytes: u64,
@@ -30,20 +117,42 @@ pub struct WalOptions {
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions { force_sync: true, segment_bytes_max: 64 << 20, preallocate_bytes: 64 << 20 }
+        WalOptions {
+            force_sync: true,
+            segment_bytes_max: 64 << 20,
+            preallocate_bytes: 64 << 20,
+        }
     }
 }
 
+/// Every error names what failed and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("I/O error on {path}: {source}; check the disk (space, permissions) and restart")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("log file {path} is damaged at offset {offset} with valid records after it: {what}. Restore the data directory from a replica or backup, or move the file away to start without it")]
-    Corrupt { path: PathBuf, offset: u64, what: String },
-    #[error("{path} has format version {version}, which this rzk does not read")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Damage that recovery must not paper over (for the log: a bad frame with valid records
+    /// after it). `what` says what is wrong and what to do.
+    #[error("{path} is damaged at offset {offset}: {what}")]
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
+    #[error("{path} has format version {version}, which this rzk does not read; run the rzk release that wrote it, or restore the directory from a replica")]
     UnknownVersion { path: PathBuf, version: u32 },
-    #[error("records must be appended in order without holes: expected index {expected}, got {got}")]
+    #[error(
+        "records must be appended in order without holes: expected index {expected}, got {got}"
+    )]
     OutOfOrder { expected: u64, got: u64 },
+    #[error("invalid request: {what}")]
+    InvalidArgument { what: String },
+    #[error("{path} is locked by another process: another rzk is using this data directory; stop it or point this one at another directory")]
+    InUse { path: PathBuf },
+    #[error("the log refuses writes after an I/O error it could not undo ({what}); fix the disk and restart rzk (recovery will cut any torn tail)")]
+    Unusable { what: String },
 }
 
 /// What recovery found and did.
@@ -57,84 +166,3 @@ pub struct RecoveryReport {
 
 /// Called once the records of one `append` are durable (or failed to become durable).
 pub type DurableCallback = Box<dyn FnOnce(Result<(), StorageError>) + Send + 'static>;
-
-/// The segmented write-ahead log.
-pub struct Wal {
-    _dir: PathBuf,
-}
-
-impl Wal {
-    /// Open (creating if needed) the log under `<dir>/version-2/`, recovering as described above.
-    pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport), StorageError> {
-        let _ = (dir, options);
-        todo!()
-    }
-
-    /// Append records (indexes contiguous with the log). Returns once they are readable;
-    /// `done` runs once they are durable. Group commit: one fdatasync for every record
-    /// appended while the previous sync ran.
-    pub fn append(&self, records: Vec<Record>, done: DurableCallback) -> Result<(), StorageError> {
-        let _ = (records, done);
-        todo!()
-    }
-
-    /// Records with index in `[start, end)`.
-    pub fn read(&self, start: u64, end: u64) -> Result<Vec<Record>, StorageError> {
-        let _ = (start, end);
-        todo!()
-    }
-
-    pub fn first_index(&self) -> Option<u64> {
-        todo!()
-    }
-
-    pub fn last_index(&self) -> Option<u64> {
-        todo!()
-    }
-
-    /// Drop every record with index > `index` (durably).
-    pub fn truncate_after(&self, index: u64) -> Result<(), StorageError> {
-        let _ = index;
-        todo!()
-    }
-
-    /// Drop records with index <= `index` (whole segments at least; reads below are refused).
-    pub fn purge_upto(&self, index: u64) -> Result<(), StorageError> {
-        let _ = index;
-        todo!()
-    }
-
-    /// Durably store a small named value (e.g. the Raft vote) next to the log, atomically replaced.
-    pub fn save_meta(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
-        let _ = (name, bytes);
-        todo!()
-    }
-
-    pub fn load_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let _ = name;
-        todo!()
-    }
-}
-
-/// Snapshot files in `<dir>/version-2/snapshot.<hex index>`.
-pub struct SnapshotStore {
-    _dir: PathBuf,
-}
-
-impl SnapshotStore {
-    pub fn open(dir: &Path) -> Result<SnapshotStore, StorageError> {
-        let _ = dir;
-        todo!()
-    }
-
-    /// Write a snapshot taken at log `index` atomically (temp file, fsync, rename, fsync dir).
-    pub fn save(&self, index: u64, bytes: &[u8]) -> Result<PathBuf, StorageError> {
-        let _ = (index, bytes);
-        todo!()
-    }
-
-    /// The newest snapshot that reads back whole (checksum verified), with its index.
-    pub fn load_latest(&self) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
-        todo!()
-    }
-}

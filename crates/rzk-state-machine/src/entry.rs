@@ -2,7 +2,18 @@
 
 use rzk_proto::{Id, Request};
 
+use crate::jute::{read_request, write_request, Reader, Writer};
 use crate::SessionId;
+
+/// Bumped whenever the entry layout changes; decode refuses other versions.
+const ENTRY_FORMAT_VERSION: u8 = 1;
+
+const KIND_CREATE_SESSION: u8 = 0;
+const KIND_CLOSE_SESSION: u8 = 1;
+const KIND_WRITE: u8 = 2;
+/// A `Write` whose request is not a logged write (a read or session op): kept as its op code
+/// so encode stays total; decode refuses it, and apply answers it with Unimplemented.
+const KIND_NOT_LOGGABLE: u8 = 3;
 
 /// One replicated change. Time and the requesting session travel with it, so applying it
 /// needs no clock. The zxid is not in the entry: the state machine gives `last_zxid + 1`.
@@ -33,13 +44,85 @@ pub enum EntryDecodeError {
 }
 
 impl Entry {
-    /// Deterministic bytes for the log (jute-encoded request inside).
+    /// Deterministic bytes for the log (jute-encoded request inside):
+    /// `u8 version, i64 session_id, i32 xid, i64 time_ms, u8 kind` then, by kind,
+    /// `i32 timeout_ms` | nothing | `vector<Id> auth, i32 op, record`.
+    /// Only write requests (`Request::is_write`) round-trip through `decode`.
     pub fn encode(&self) -> Vec<u8> {
-        todo!()
+        let mut writer = Writer::default();
+        writer.u8(ENTRY_FORMAT_VERSION);
+        writer.i64(self.session_id);
+        writer.i32(self.xid);
+        writer.i64(self.time_ms);
+        match &self.op {
+            EntryOp::CreateSession { timeout_ms } => {
+                writer.u8(KIND_CREATE_SESSION);
+                writer.i32(*timeout_ms);
+            }
+            EntryOp::CloseSession => writer.u8(KIND_CLOSE_SESSION),
+            EntryOp::Write { auth, request } => encode_write(&mut writer, auth, request),
+        }
+        writer.bytes
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Entry, EntryDecodeError> {
-        let _ = bytes;
-        todo!()
+        let mut reader = Reader::new(bytes);
+        let entry = decode_fields(&mut reader).map_err(EntryDecodeError::Corrupt)?;
+        if reader.remaining() != 0 {
+            return Err(EntryDecodeError::Corrupt(format!(
+                "{} unexpected bytes after the entry",
+                reader.remaining()
+            )));
+        }
+        Ok(entry)
     }
+}
+
+fn encode_write(writer: &mut Writer, auth: &[Id], request: &Request) {
+    let start = writer.bytes.len();
+    writer.u8(KIND_WRITE);
+    writer.i32(i32::try_from(auth.len()).expect("more than i32::MAX auth ids"));
+    for id in auth {
+        writer.id(id);
+    }
+    if !write_request(writer, request) {
+        writer.bytes.truncate(start);
+        writer.u8(KIND_NOT_LOGGABLE);
+        writer.i32(request.op().code());
+    }
+}
+
+fn decode_fields(reader: &mut Reader<'_>) -> Result<Entry, String> {
+    let version = reader.u8()?;
+    if version != ENTRY_FORMAT_VERSION {
+        return Err(format!("entry format version {version} is not supported"));
+    }
+    let session_id = reader.i64()?;
+    let xid = reader.i32()?;
+    let time_ms = reader.i64()?;
+    let op = match reader.u8()? {
+        KIND_CREATE_SESSION => EntryOp::CreateSession {
+            timeout_ms: reader.i32()?,
+        },
+        KIND_CLOSE_SESSION => EntryOp::CloseSession,
+        KIND_WRITE => {
+            let count = reader.count(8)?;
+            let mut auth = Vec::with_capacity(count);
+            for _ in 0..count {
+                auth.push(reader.id()?);
+            }
+            EntryOp::Write {
+                auth,
+                request: read_request(reader)?,
+            }
+        }
+        KIND_NOT_LOGGABLE => return Err(format!("opcode {} is not a logged write", reader.i32()?)),
+        kind => return Err(format!("unknown entry kind {kind}")),
+    };
+    Ok(Entry {
+        session_id,
+        xid,
+        time_ms,
+        op,
+    })
 }

@@ -13,11 +13,38 @@
 //! - [`StateMachine::read`] serves a read for one session, registering watches if asked.
 //! - The watch table is local to the member (not in snapshots): the server registers the
 //!   watches of the sessions connected to it and drops them when a connection goes away.
+//!
+//! # Layout
+//! - `path`: `PathUtils.validatePath` and parent/child splitting.
+//! - `tree`: nodes, stored vs reported Stat, node kinds (ephemeral/container/TTL), ACL sharing.
+//! - `acl`: `fixupACL`, `checkACL`, digest/ip providers, [`digest_id`], [`auth_id_for`].
+//! - `write`: every logged op (create…, delete, setData, setACL, check, multi, deleteContainer,
+//!   sessions) as check-then-mutate helpers with an undo log for multi.
+//! - `read`: the local reads, watch registration, checkWatches/removeWatches, setWatches.
+//! - `watch`: the two-way watch index and `triggerWatch`.
+//! - `snapshot`: the checksummed snapshot format.
+//! - `jute`: the jute-style writer/reader used by log entries and snapshots.
 
+mod acl;
 mod entry;
-pub use entry::{Entry, EntryOp, EntryDecodeError};
+mod jute;
+mod path;
+mod read;
+mod snapshot;
+mod tree;
+mod watch;
+mod write;
 
-use rzk_proto::{ErrorCode, Id, Reply, Request, SetWatches, WatcherEvent};
+pub use acl::{auth_id_for, auth_ids_for, digest_id};
+pub use entry::{Entry, EntryDecodeError, EntryOp};
+pub use watch::WATCHES_PER_SESSION_MAX;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rzk_proto::{ErrorCode, EventType, Id, KeeperState, Reply, Request, SetWatches, WatcherEvent};
+
+use crate::tree::{node_kind, AclCache, Node, NodeKind};
+use crate::watch::{Table, WatchTable};
 
 pub type SessionId = i64;
 
@@ -25,7 +52,8 @@ pub type SessionId = i64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub session_id: SessionId,
-    /// zxid of the change that fired it (3.9 clients get it in the header).
+    /// zxid of the change that fired it (3.9 clients get it in the header); -1 for events
+    /// fired by setWatches, as ZooKeeper's `WatchedEvent` without a zxid.
     pub zxid: i64,
     pub event: WatcherEvent,
 }
@@ -44,7 +72,7 @@ pub struct Applied {
 }
 
 /// Tunables that change apply results; the same on every member.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Options {
     /// `extendedTypesEnabled`: TTL nodes allowed (else createTTL answers Unimplemented).
     pub extended_types_enabled: bool,
@@ -54,22 +82,22 @@ pub struct Options {
     pub skip_acl: bool,
 }
 
-impl Default for Options {
-    fn default() -> Self {
-        Options { extended_types_enabled: false, super_digest: None, skip_acl: false }
-    }
-}
-
 /// Counts for `mntr`/`srvr`/`wchs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
+    /// As ZooKeeper's `zk_znode_count`: its node map holds the root twice ("" and "/"), so a
+    /// fresh tree (/, /zookeeper, /zookeeper/quota, /zookeeper/config) counts 5.
     pub znodes: u64,
     pub ephemerals: u64,
+    /// One per (session, path, table) like ZooKeeper's "Total watches".
     pub watches: u64,
     pub watched_paths: u64,
     pub watching_sessions: u64,
+    /// Sum of path length + data length over all nodes (`approximateDataSize`).
     pub approximate_data_size: u64,
     pub sessions: u64,
+    /// Watches not registered because a session hit [`WATCHES_PER_SESSION_MAX`].
+    pub watches_refused: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,81 +108,356 @@ pub enum SnapshotError {
     UnsupportedVersion(u32),
 }
 
+/// An open session: its negotiated timeout and the ephemerals it owns.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Session {
+    pub timeout_ms: i32,
+    pub ephemerals: BTreeSet<Box<str>>,
+}
+
 /// The replicated state. See the crate docs for the contract.
 pub struct StateMachine {
-    _options: Options,
+    options: Options,
+    last_zxid: i64,
+    nodes: HashMap<Box<str>, Node>,
+    sessions: BTreeMap<SessionId, Session>,
+    /// Container and TTL paths, so the cleaner does not scan the whole tree.
+    containers: BTreeSet<Box<str>>,
+    ttls: BTreeSet<Box<str>>,
+    /// Sum of path length + data length, kept up to date on every change.
+    data_size: u64,
+    acl_cache: AclCache,
+    watches: WatchTable,
+}
+
+/// A change to the tree, turned into watch triggers once the entry has fully succeeded.
+#[derive(Debug)]
+pub(crate) enum TreeEvent {
+    Created(String),
+    Deleted(String),
+    DataChanged(String),
 }
 
 impl StateMachine {
     pub fn new(options: Options) -> Self {
-        let _ = options;
-        todo!()
+        let mut acl_cache = AclCache::default();
+        let nodes = tree::initial_nodes(&mut acl_cache);
+        let data_size = nodes
+            .iter()
+            .map(|(path, node)| tree::node_size(path, node))
+            .sum();
+        StateMachine {
+            options,
+            last_zxid: 0,
+            nodes,
+            sessions: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_size,
+            acl_cache,
+            watches: WatchTable::default(),
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     /// Last applied zxid (0 when empty).
     pub fn last_zxid(&self) -> i64 {
-        todo!()
+        self.last_zxid
     }
 
     /// Apply one committed entry. Deterministic: the same entries give the same state and results.
     pub fn apply(&mut self, entry: &Entry) -> Applied {
-        let _ = entry;
-        todo!()
+        let zxid = self.last_zxid.checked_add(1).expect("zxid overflow");
+        assert!(zxid > self.last_zxid, "zxid must increase strictly");
+        self.last_zxid = zxid;
+        let mut context = write::Context::new(zxid, entry.time_ms, entry.session_id);
+        let mut closed_sessions = Vec::new();
+        let reply = match &entry.op {
+            EntryOp::CreateSession { timeout_ms } => {
+                self.apply_create_session(entry.session_id, *timeout_ms)
+            }
+            EntryOp::CloseSession => {
+                closed_sessions.push(entry.session_id);
+                self.apply_close_session(&mut context)
+            }
+            EntryOp::Write { auth, request } => self.apply_write(&mut context, auth, request),
+        };
+        let notifications = self.fire(&context.events, zxid);
+        for session in &closed_sessions {
+            self.watches.drop_session(*session);
+        }
+        Applied {
+            zxid,
+            reply,
+            notifications,
+            closed_sessions,
+        }
     }
 
     /// Serve a read (exists, getData, getChildren(2), getACL, getEphemerals,
-    /// getAllChildrenNumber, multiRead, checkWatches, removeWatches, addWatch) for a session
-    /// with the given auth ids. Watches asked for are registered for `session_id`.
-    /// removeWatches returns the `*WatchRemoved` events to deliver through `notifications`.
-    pub fn read(&mut self, session_id: SessionId, auth: &[Id], request: &Request, notifications: &mut Vec<Notification>) -> Reply {
-        let _ = (session_id, auth, request, notifications);
-        todo!()
+    /// getAllChildrenNumber, multiRead, checkWatches, removeWatches, addWatch, and also sync,
+    /// ping, whoAmI, setWatches(2)) for a session with the given auth ids. Watches asked for are
+    /// registered for `session_id`. Other requests answer Unimplemented.
+    ///
+    /// removeWatches adds nothing to `notifications`: ZooKeeper's server sends no
+    /// `*WatchRemoved` events — the client library makes them itself when the reply is OK.
+    pub fn read(
+        &mut self,
+        session_id: SessionId,
+        auth: &[Id],
+        request: &Request,
+        notifications: &mut Vec<Notification>,
+    ) -> Reply {
+        self.serve_read(session_id, auth, request, notifications)
     }
 
     /// Re-arm watches after a reconnect (setWatches/setWatches2) with ZooKeeper's relativeZxid
     /// rules; events that fire at once are appended to `notifications`.
-    pub fn set_watches(&mut self, session_id: SessionId, watches: &SetWatches, notifications: &mut Vec<Notification>) {
-        let _ = (session_id, watches, notifications);
-        todo!()
+    pub fn set_watches(
+        &mut self,
+        session_id: SessionId,
+        watches: &SetWatches,
+        notifications: &mut Vec<Notification>,
+    ) {
+        self.rearm_watches(session_id, watches, notifications);
     }
 
     /// Forget every watch of a session (its connection to this member went away).
     pub fn drop_watches(&mut self, session_id: SessionId) {
-        let _ = session_id;
-        todo!()
+        self.watches.drop_session(session_id);
     }
 
     /// Whether a session is open, and its negotiated timeout.
     pub fn session_timeout_ms(&self, session_id: SessionId) -> Option<i32> {
-        let _ = session_id;
-        todo!()
+        self.sessions
+            .get(&session_id)
+            .map(|session| session.timeout_ms)
     }
 
     /// Every open session and its timeout (for the expiry tracker after a restart).
     pub fn sessions(&self) -> Vec<(SessionId, i32)> {
-        todo!()
+        self.sessions
+            .iter()
+            .map(|(id, session)| (*id, session.timeout_ms))
+            .collect()
     }
 
     /// Paths of TTL nodes and containers due for deletion at `now_ms` (the leader proposes
-    /// `DeleteContainer` entries for them), at most `limit`.
+    /// `DeleteContainer` entries for them), at most `limit`. As `ContainerManager.getCandidates`:
+    /// a container with no children that has had a child (stored cversion > 0); a TTL node with
+    /// no children whose `now - mtime > ttl`.
     pub fn expired_containers_and_ttls(&self, now_ms: i64, limit: usize) -> Vec<String> {
-        let _ = (now_ms, limit);
-        todo!()
+        let containers = self.containers.iter().filter(|path| {
+            let node = &self.nodes[&***path];
+            node.children.is_empty() && node.stat.cversion > 0
+        });
+        let ttls = self.ttls.iter().filter(|path| {
+            let node = &self.nodes[&***path];
+            let ttl = match node_kind(
+                node.stat.ephemeral_owner,
+                self.options.extended_types_enabled,
+            ) {
+                NodeKind::Ttl(ttl) => ttl,
+                _ => return false,
+            };
+            node.children.is_empty() && ttl != 0 && now_ms.saturating_sub(node.stat.mtime) > ttl
+        });
+        containers
+            .chain(ttls)
+            .take(limit)
+            .map(|path| path.to_string())
+            .collect()
     }
 
     pub fn counts(&self) -> Counts {
-        todo!()
+        let (watches, watched_paths, watching_sessions) = self.watches.summary();
+        Counts {
+            znodes: self.nodes.len() as u64 + 1,
+            ephemerals: self
+                .sessions
+                .values()
+                .map(|session| session.ephemerals.len() as u64)
+                .sum(),
+            watches,
+            watched_paths,
+            watching_sessions,
+            approximate_data_size: self.data_size,
+            sessions: self.sessions.len() as u64,
+            watches_refused: self.watches.refused,
+        }
     }
 
     /// Deterministic snapshot bytes of the tree and session table (not watches).
     pub fn snapshot(&self) -> Vec<u8> {
-        todo!()
+        snapshot::write(self)
     }
 
-    /// Rebuild from snapshot bytes.
+    /// Rebuild from snapshot bytes. Corrupt or truncated bytes give an error, never a panic.
     pub fn restore(options: Options, bytes: &[u8]) -> Result<StateMachine, SnapshotError> {
-        let _ = (options, bytes);
-        todo!()
+        snapshot::read(options, bytes)
+    }
+
+    /// Check every invariant of the whole tree (O(n); for tests and simulations): children and
+    /// parents agree, the ephemeral/container/TTL indexes match the nodes, the data size adds
+    /// up, and the watch index is consistent. Panics on a violation.
+    pub fn check_invariants(&self) {
+        let mut ephemerals = 0usize;
+        let mut data_size = 0u64;
+        for (path, node) in self.nodes.iter() {
+            data_size += tree::node_size(path, node);
+            for child in &node.children {
+                let child_path = write::child_path(path, child);
+                assert!(
+                    self.nodes.contains_key(child_path.as_str()),
+                    "child {child_path} missing"
+                );
+            }
+            if &**path != "/" {
+                let (parent, name) = path::split_parent(path).expect("stored path without a slash");
+                assert!(
+                    self.nodes[parent].children.contains(name),
+                    "{path} missing from its parent"
+                );
+            }
+            match node_kind(
+                node.stat.ephemeral_owner,
+                self.options.extended_types_enabled,
+            ) {
+                NodeKind::Ephemeral(owner) => {
+                    ephemerals += 1;
+                    assert!(
+                        self.sessions[&owner].ephemerals.contains(path),
+                        "{path} missing from ephemerals"
+                    );
+                    assert!(node.children.is_empty(), "ephemeral {path} has children");
+                }
+                NodeKind::Container => assert!(
+                    self.containers.contains(path),
+                    "{path} missing from containers"
+                ),
+                NodeKind::Ttl(_) => assert!(self.ttls.contains(path), "{path} missing from TTLs"),
+                NodeKind::Persistent => {}
+            }
+        }
+        let children: usize = self.nodes.values().map(|node| node.children.len()).sum();
+        assert_eq!(
+            children + 1,
+            self.nodes.len(),
+            "children count disagrees with the node count"
+        );
+        let indexed: usize = self
+            .sessions
+            .values()
+            .map(|session| session.ephemerals.len())
+            .sum();
+        assert_eq!(
+            indexed, ephemerals,
+            "ephemerals index disagrees with the tree"
+        );
+        assert!(self
+            .containers
+            .iter()
+            .chain(&self.ttls)
+            .all(|path| self.nodes.contains_key(path)));
+        assert_eq!(data_size, self.data_size, "approximate data size drifted");
+        self.watches.check_invariants();
+    }
+
+    /// Turn the tree changes of a successful entry into notifications, in ZooKeeper's order:
+    /// a node's own event first, then its parent's NodeChildrenChanged.
+    fn fire(&mut self, events: &[TreeEvent], zxid: i64) -> Vec<Notification> {
+        let mut notifications = Vec::new();
+        for event in events {
+            match event {
+                TreeEvent::Created(path) => {
+                    let fired = self.watches.trigger(path, Table::Data);
+                    push_events(
+                        &mut notifications,
+                        fired,
+                        EventType::NodeCreated,
+                        path,
+                        zxid,
+                    );
+                    self.fire_parent_children_changed(path, zxid, &mut notifications);
+                }
+                TreeEvent::Deleted(path) => {
+                    let data = self.watches.trigger(path, Table::Data);
+                    let child = self.watches.trigger(path, Table::Child);
+                    // A session that fired from the data table is not told twice.
+                    let child: BTreeSet<SessionId> = child.difference(&data).copied().collect();
+                    push_events(&mut notifications, data, EventType::NodeDeleted, path, zxid);
+                    push_events(
+                        &mut notifications,
+                        child,
+                        EventType::NodeDeleted,
+                        path,
+                        zxid,
+                    );
+                    self.fire_parent_children_changed(path, zxid, &mut notifications);
+                }
+                TreeEvent::DataChanged(path) => {
+                    let fired = self.watches.trigger(path, Table::Data);
+                    push_events(
+                        &mut notifications,
+                        fired,
+                        EventType::NodeDataChanged,
+                        path,
+                        zxid,
+                    );
+                }
+            }
+        }
+        notifications
+    }
+
+    fn fire_parent_children_changed(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        notifications: &mut Vec<Notification>,
+    ) {
+        let parent = path::parent_of(path);
+        let fired = self.watches.trigger(parent, Table::Child);
+        push_events(
+            notifications,
+            fired,
+            EventType::NodeChildrenChanged,
+            parent,
+            zxid,
+        );
+    }
+}
+
+pub(crate) fn push_events(
+    notifications: &mut Vec<Notification>,
+    sessions: impl IntoIterator<Item = SessionId>,
+    event_type: EventType,
+    path: &str,
+    zxid: i64,
+) {
+    for session_id in sessions {
+        notifications.push(notification(session_id, event_type, path, zxid));
+    }
+}
+
+pub(crate) fn notification(
+    session_id: SessionId,
+    event_type: EventType,
+    path: &str,
+    zxid: i64,
+) -> Notification {
+    let event = WatcherEvent {
+        event_type: event_type.code(),
+        state: KeeperState::SyncConnected.code(),
+        path: path.to_string(),
+    };
+    Notification {
+        session_id,
+        zxid,
+        event,
     }
 }
 

@@ -1,0 +1,232 @@
+//! Snapshot bytes: deterministic (sessions by id, ACL lists by first use, nodes by path) and
+//! sealed with a CRC32C.
+//!
+//! ```text
+//! header: "RZKS" | u32 version | u64 body length | u32 crc32c(body)
+//! body:   i64 last_zxid
+//!         u32 sessions   { i64 id, i32 timeout_ms }
+//!         u32 acl lists  { vector<ACL> }
+//!         u64 nodes      { ustring path, u32 acl list index, buffer data (-1 = null),
+//!                          i64 czxid, mzxid, ctime, mtime, pzxid, ephemeral_owner,
+//!                          i32 version, cversion, aversion }
+//! ```
+//! Nodes are sorted by path, so a parent always comes before its children (a parent's path
+//! is a prefix of its children's). Restore checks every structural rule before linking a node
+//! and answers `SnapshotError` instead of panicking.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rzk_proto::Acl;
+
+use crate::jute::{Reader, Writer};
+use crate::path::{split_parent, validate_path};
+use crate::tree::{node_kind, Node, NodeKind, StoredStat};
+use crate::{Options, Session, SnapshotError, StateMachine};
+
+const MAGIC: &[u8; 4] = b"RZKS";
+const FORMAT_VERSION: u32 = 1;
+const HEADER_BYTES: usize = 4 + 4 + 8 + 4;
+/// Smallest encoding of one node: empty path, index, null data, 6 longs, 3 ints.
+const NODE_BYTES_MIN: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4;
+
+pub(crate) fn write(state: &StateMachine) -> Vec<u8> {
+    let mut body = Writer::default();
+    body.i64(state.last_zxid);
+    body.u32(u32::try_from(state.sessions.len()).expect("more than u32::MAX sessions"));
+    for (id, session) in &state.sessions {
+        body.i64(*id);
+        body.i32(session.timeout_ms);
+    }
+    let mut paths: Vec<&str> = state.nodes.keys().map(|path| &**path).collect();
+    paths.sort_unstable();
+    let (lists, index_of) = acl_table(state, &paths);
+    body.u32(u32::try_from(lists.len()).expect("more than u32::MAX ACL lists"));
+    for list in &lists {
+        body.acl_list(list);
+    }
+    body.u64(paths.len() as u64);
+    for (path, acl_index) in paths.iter().zip(index_of) {
+        write_node(&mut body, path, acl_index, &state.nodes[*path]);
+    }
+    let mut out = Vec::with_capacity(HEADER_BYTES + body.bytes.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    out.extend_from_slice(&(body.bytes.len() as u64).to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body.bytes).to_be_bytes());
+    out.extend_from_slice(&body.bytes);
+    out
+}
+
+/// Distinct ACL lists in order of first use along `paths`, and each node's list index.
+fn acl_table<'a>(state: &'a StateMachine, paths: &[&str]) -> (Vec<&'a Arc<[Acl]>>, Vec<u32>) {
+    let mut lists: Vec<&Arc<[Acl]>> = Vec::new();
+    let mut by_pointer: HashMap<*const Acl, u32> = HashMap::new();
+    let mut index_of = Vec::with_capacity(paths.len());
+    for path in paths {
+        let acl = &state.nodes[*path].acl;
+        let index = *by_pointer.entry(acl.as_ptr()).or_insert_with(|| {
+            lists.push(acl);
+            u32::try_from(lists.len() - 1).expect("more than u32::MAX ACL lists")
+        });
+        index_of.push(index);
+    }
+    (lists, index_of)
+}
+
+fn write_node(body: &mut Writer, path: &str, acl_index: u32, node: &Node) {
+    body.string(path);
+    body.u32(acl_index);
+    body.buffer(node.data.as_deref());
+    let stat = &node.stat;
+    for value in [
+        stat.czxid,
+        stat.mzxid,
+        stat.ctime,
+        stat.mtime,
+        stat.pzxid,
+        stat.ephemeral_owner,
+    ] {
+        body.i64(value);
+    }
+    for value in [stat.version, stat.cversion, stat.aversion] {
+        body.i32(value);
+    }
+}
+
+pub(crate) fn read(options: Options, bytes: &[u8]) -> Result<StateMachine, SnapshotError> {
+    let body = check_header(bytes)?;
+    let mut reader = Reader::new(body);
+    let state = read_body(options, &mut reader).map_err(SnapshotError::Corrupt)?;
+    if reader.remaining() != 0 {
+        return Err(SnapshotError::Corrupt(format!(
+            "{} bytes after the last node",
+            reader.remaining()
+        )));
+    }
+    Ok(state)
+}
+
+fn check_header(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
+    let corrupt = |reason: &str| SnapshotError::Corrupt(reason.to_string());
+    if bytes.len() < HEADER_BYTES || &bytes[..4] != MAGIC {
+        return Err(corrupt("missing RZKS header"));
+    }
+    let mut header = Reader::new(&bytes[4..HEADER_BYTES]);
+    let version = header.u32().map_err(SnapshotError::Corrupt)?;
+    if version != FORMAT_VERSION {
+        return Err(SnapshotError::UnsupportedVersion(version));
+    }
+    let length = header.u64().map_err(SnapshotError::Corrupt)?;
+    let crc = header.u32().map_err(SnapshotError::Corrupt)?;
+    let body = &bytes[HEADER_BYTES..];
+    if length != body.len() as u64 {
+        return Err(corrupt("body length does not match the header"));
+    }
+    if crc32c::crc32c(body) != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    Ok(body)
+}
+
+fn read_body(options: Options, reader: &mut Reader<'_>) -> Result<StateMachine, String> {
+    let mut state = StateMachine::new(options);
+    state.nodes.clear();
+    state.data_size = 0;
+    state.last_zxid = reader.i64()?;
+    let sessions = reader.u32()? as usize;
+    for _ in 0..sessions {
+        let id = reader.i64()?;
+        let timeout_ms = reader.i32()?;
+        let session = Session {
+            timeout_ms,
+            ..Session::default()
+        };
+        if state.sessions.insert(id, session).is_some() {
+            return Err(format!("session {id:#x} listed twice"));
+        }
+    }
+    let list_count = reader.u32()? as usize;
+    let mut lists = Vec::new();
+    for _ in 0..list_count {
+        let list = reader.acl_list()?;
+        lists.push(state.acl_cache.intern(list));
+    }
+    let node_count = reader.u64()?;
+    if node_count.saturating_mul(NODE_BYTES_MIN as u64) > reader.remaining() as u64 {
+        return Err(format!("node count {node_count} exceeds the bytes left"));
+    }
+    let mut previous: Option<String> = None;
+    for _ in 0..node_count {
+        let (path, node) = read_node(reader, &lists)?;
+        if previous
+            .as_deref()
+            .is_some_and(|previous| previous >= path.as_str())
+        {
+            return Err(format!("node {path} out of order"));
+        }
+        insert_node(&mut state, &path, node)?;
+        previous = Some(path);
+    }
+    for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+        if !state.nodes.contains_key(special) {
+            return Err(format!("{special} is missing"));
+        }
+    }
+    Ok(state)
+}
+
+fn read_node(reader: &mut Reader<'_>, lists: &[Arc<[Acl]>]) -> Result<(String, Node), String> {
+    let path = reader.string()?;
+    let acl_index = reader.u32()? as usize;
+    let acl = lists
+        .get(acl_index)
+        .ok_or_else(|| format!("{path}: ACL index {acl_index} out of range"))?;
+    let data = reader.buffer()?.map(Box::from);
+    let stat = StoredStat {
+        czxid: reader.i64()?,
+        mzxid: reader.i64()?,
+        ctime: reader.i64()?,
+        mtime: reader.i64()?,
+        pzxid: reader.i64()?,
+        ephemeral_owner: reader.i64()?,
+        version: reader.i32()?,
+        cversion: reader.i32()?,
+        aversion: reader.i32()?,
+    };
+    Ok((
+        path,
+        Node {
+            data,
+            acl: Arc::clone(acl),
+            stat,
+            children: Default::default(),
+        },
+    ))
+}
+
+/// Check what `link` would assert, so a corrupt snapshot is an error and not a panic.
+fn insert_node(state: &mut StateMachine, path: &str, node: Node) -> Result<(), String> {
+    validate_path(path).map_err(|_| format!("invalid path {path:?}"))?;
+    if path == "/" {
+        state.data_size += crate::tree::node_size(path, &node);
+        state.nodes.insert(Box::from(path), node);
+        return Ok(());
+    }
+    let (parent_path, _) = split_parent(path).ok_or_else(|| format!("invalid path {path:?}"))?;
+    let extended = state.options.extended_types_enabled;
+    let parent = state
+        .nodes
+        .get(parent_path)
+        .ok_or_else(|| format!("{path}: parent missing"))?;
+    if let NodeKind::Ephemeral(_) = node_kind(parent.stat.ephemeral_owner, extended) {
+        return Err(format!("{path}: parent is ephemeral"));
+    }
+    if let NodeKind::Ephemeral(owner) = node_kind(node.stat.ephemeral_owner, extended) {
+        if !state.sessions.contains_key(&owner) {
+            return Err(format!("{path}: owner session {owner:#x} is not open"));
+        }
+    }
+    state.link(Box::from(path), node);
+    Ok(())
+}

@@ -1,0 +1,601 @@
+//! Logged ops (`PrepRequestProcessor` checks + `DataTree.processTxn` changes, in one place).
+//!
+//! Every op runs all of its checks, in ZooKeeper's order (which decides the error code a
+//! client sees), before its first change, so a failed single op changes nothing. Inside a multi
+//! each change also records how to undo it, and a failing op rolls the earlier ones back.
+
+use std::sync::Arc;
+
+use rzk_proto::{
+    Acl, CheckVersionRequest, CreateMode, CreateRequest, CreateTtlRequest, DeleteRequest,
+    ErrorCode, Id, MultiResult, PathRequest, Reply, Request, Response, SetAclRequest,
+    SetDataRequest, Stat,
+};
+
+use crate::acl::{
+    check_acl, fixup_acl, PERM_ADMIN, PERM_CREATE, PERM_DELETE, PERM_READ, PERM_WRITE,
+};
+use crate::path::{is_special_path, split_parent, validate_path};
+use crate::tree::{
+    node_kind, Node, NodeKind, StoredStat, CONTAINER_OWNER, EXTENDED_MASK, TTL_MAX_MS,
+};
+use crate::{Session, SessionId, StateMachine, TreeEvent};
+
+/// What one entry is applying under, and what it changed so far.
+pub(crate) struct Context {
+    zxid: i64,
+    time_ms: i64,
+    session_id: SessionId,
+    pub events: Vec<TreeEvent>,
+    /// `Some` inside a multi: how to undo each change, in order.
+    undo: Option<Vec<Undo>>,
+}
+
+impl Context {
+    pub fn new(zxid: i64, time_ms: i64, session_id: SessionId) -> Self {
+        Context {
+            zxid,
+            time_ms,
+            session_id,
+            events: Vec::new(),
+            undo: None,
+        }
+    }
+
+    fn record(&mut self, undo: impl FnOnce() -> Undo) {
+        if let Some(log) = self.undo.as_mut() {
+            log.push(undo());
+        }
+    }
+}
+
+/// The inverse of one change.
+enum Undo {
+    Created(Box<str>),
+    Deleted(Box<str>, Node),
+    Stat(Box<str>, StoredStat),
+    Data(Box<str>, Option<Box<[u8]>>),
+    Acl(Box<str>, Arc<[Acl]>),
+}
+
+/// The four create opcodes: they differ in node type and in the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CreateOp {
+    Create,
+    Create2,
+    Container,
+    Ttl,
+}
+
+/// A successful logged op, before it is shaped into a reply or a multi result.
+enum WriteOk {
+    Created {
+        op: CreateOp,
+        path: String,
+        stat: Stat,
+    },
+    Deleted,
+    DataSet(Stat),
+    AclSet(Stat),
+    Checked(Stat),
+}
+
+/// "/a" + "b" → "/a/b"; the root's children are "/" + name.
+pub(crate) fn child_path(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// `checkAndIncVersion`: -1 matches any version. The next version just adds one and wraps
+/// through -1, as 3.8/3.9 do (the skip of -1 is 3.10's ZOOKEEPER-4743).
+fn check_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+/// `validatePathForCreate` / `getParentPathAndValidate`: a slash somewhere and no NUL.
+fn parent_for_write(path: &str) -> Result<(&str, &str), ErrorCode> {
+    if path.contains('\0') {
+        return Err(ErrorCode::BadArguments);
+    }
+    split_parent(path).ok_or(ErrorCode::BadArguments)
+}
+
+impl StateMachine {
+    pub(crate) fn apply_create_session(&mut self, session_id: SessionId, timeout_ms: i32) -> Reply {
+        self.sessions.entry(session_id).or_default().timeout_ms = timeout_ms;
+        Ok(Response::Empty)
+    }
+
+    /// `DataTree.killSession`: delete the session's ephemerals (in path order, so every member
+    /// fires the same events), then forget the session.
+    pub(crate) fn apply_close_session(&mut self, context: &mut Context) -> Reply {
+        let Some(session) = self.sessions.get(&context.session_id) else {
+            return Ok(Response::Empty);
+        };
+        let ephemerals: Vec<Box<str>> = session.ephemerals.iter().cloned().collect();
+        for path in ephemerals {
+            self.delete_node(context, &path);
+        }
+        let session = self
+            .sessions
+            .remove(&context.session_id)
+            .expect("closing session vanished");
+        assert!(
+            session.ephemerals.is_empty(),
+            "session closed with ephemerals left"
+        );
+        Ok(Response::Empty)
+    }
+
+    pub(crate) fn apply_write(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        request: &Request,
+    ) -> Reply {
+        if let Request::Multi(ops) = request {
+            return Ok(Response::Multi(self.apply_multi(context, auth, ops)));
+        }
+        let result = self.write_op(context, auth, request)?;
+        Ok(match result {
+            WriteOk::Created {
+                op: CreateOp::Create,
+                path,
+                ..
+            } => Response::Create { path },
+            WriteOk::Created { path, stat, .. } => Response::Create2 { path, stat },
+            WriteOk::Deleted => Response::Empty,
+            WriteOk::DataSet(stat) | WriteOk::AclSet(stat) | WriteOk::Checked(stat) => {
+                Response::Stat(stat)
+            }
+        })
+    }
+
+    fn write_op(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        request: &Request,
+    ) -> Result<WriteOk, ErrorCode> {
+        match request {
+            Request::Create(record) => self.create(context, auth, CreateOp::Create, record, -1),
+            Request::Create2(record) => self.create(context, auth, CreateOp::Create2, record, -1),
+            Request::CreateContainer(record) => {
+                self.create(context, auth, CreateOp::Container, record, -1)
+            }
+            Request::CreateTtl(record) => self.create_ttl(context, auth, record),
+            Request::Delete(record) => self.delete(context, auth, record),
+            Request::SetData(record) => self.set_data(context, auth, record),
+            Request::SetAcl(record) => self.set_acl(context, auth, record),
+            Request::Check(record) => self.check(context, auth, record),
+            Request::DeleteContainer(record) => self.delete_container(context, record),
+            _ => Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    /// All-or-nothing: on the first failure the earlier ops are undone and every result
+    /// becomes an error (0 before the failing op, its code, then RuntimeInconsistency).
+    /// Creates sent as create or create2 answer the path-only result, as ZooKeeper 3.8 does.
+    fn apply_multi(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        ops: &[Request],
+    ) -> Vec<MultiResult> {
+        context.undo = Some(Vec::new());
+        let mut results = Vec::with_capacity(ops.len());
+        let mut failure = None;
+        for (index, op) in ops.iter().enumerate() {
+            let outcome = match op {
+                Request::Multi(_) | Request::SetAcl(_) | Request::DeleteContainer(_) => {
+                    Err(ErrorCode::Unimplemented)
+                }
+                _ => self.write_op(context, auth, op),
+            };
+            match outcome {
+                Ok(result) => results.push(multi_result(result)),
+                Err(code) => {
+                    failure = Some((index, code));
+                    break;
+                }
+            }
+        }
+        let undo = context.undo.take().expect("multi undo log missing");
+        let Some((failed, code)) = failure else {
+            return results;
+        };
+        self.roll_back(undo);
+        context.events.clear();
+        (0..ops.len())
+            .map(|index| {
+                let err = match index.cmp(&failed) {
+                    std::cmp::Ordering::Less => 0,
+                    std::cmp::Ordering::Equal => code.code(),
+                    std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency.code(),
+                };
+                MultiResult::Error { err }
+            })
+            .collect()
+    }
+
+    fn roll_back(&mut self, undo: Vec<Undo>) {
+        for step in undo.into_iter().rev() {
+            match step {
+                Undo::Created(path) => {
+                    self.unlink(&path);
+                }
+                Undo::Deleted(path, node) => self.link(path, node),
+                Undo::Stat(path, stat) => self.node_mut(&path).stat = stat,
+                Undo::Data(path, data) => self.replace_data(&path, data),
+                Undo::Acl(path, acl) => self.node_mut(&path).acl = acl,
+            }
+        }
+    }
+
+    fn require_session(&self, context: &Context) -> Result<(), ErrorCode> {
+        if self.sessions.contains_key(&context.session_id) {
+            Ok(())
+        } else {
+            Err(ErrorCode::SessionExpired)
+        }
+    }
+
+    fn node(&self, path: &str) -> Result<&Node, ErrorCode> {
+        self.nodes.get(path).ok_or(ErrorCode::NoNode)
+    }
+
+    fn node_mut(&mut self, path: &str) -> &mut Node {
+        self.nodes
+            .get_mut(path)
+            .expect("node vanished between check and change")
+    }
+
+    fn create_ttl(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        record: &CreateTtlRequest,
+    ) -> Result<WriteOk, ErrorCode> {
+        let create = CreateRequest {
+            path: record.path.clone(),
+            data: record.data.clone(),
+            acl: record.acl.clone(),
+            flags: record.flags,
+        };
+        self.create(context, auth, CreateOp::Ttl, &create, record.ttl)
+    }
+
+    /// `pRequest2TxnCreate` then `DataTree.createNode`.
+    fn create(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        op: CreateOp,
+        record: &CreateRequest,
+        ttl: i64,
+    ) -> Result<WriteOk, ErrorCode> {
+        let mode = CreateMode::from_i32(record.flags).ok_or(ErrorCode::BadArguments)?;
+        let owner = self.validate_create_request(context, op, mode, ttl)?;
+        let (parent_path, _) = parent_for_write(&record.path)?;
+        let acl = fixup_acl(&record.acl, auth)?;
+        let parent = self.node(parent_path)?;
+        check_acl(&self.options, &parent.acl, PERM_CREATE, auth)?;
+        let path = if mode.is_sequential() {
+            format!("{}{:010}", record.path, parent.stat.cversion)
+        } else {
+            record.path.clone()
+        };
+        validate_path(&path)?;
+        if self.nodes.contains_key(path.as_str()) {
+            return Err(ErrorCode::NodeExists);
+        }
+        if let NodeKind::Ephemeral(_) = node_kind(
+            parent.stat.ephemeral_owner,
+            self.options.extended_types_enabled,
+        ) {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let parent_path = parent_path.to_string();
+        self.update_stat(context, &parent_path, |stat, zxid| {
+            stat.cversion = stat.cversion.wrapping_add(1);
+            stat.pzxid = zxid;
+        });
+        let stat = StoredStat {
+            czxid: context.zxid,
+            mzxid: context.zxid,
+            ctime: context.time_ms,
+            mtime: context.time_ms,
+            pzxid: context.zxid,
+            ephemeral_owner: owner,
+            ..StoredStat::default()
+        };
+        let node = Node {
+            data: record.data.as_deref().map(Box::from),
+            acl: self.acl_cache.intern(acl),
+            stat,
+            children: Default::default(),
+        };
+        let stat = node.client_stat(self.options.extended_types_enabled);
+        self.link(Box::from(path.as_str()), node);
+        context.record(|| Undo::Created(Box::from(path.as_str())));
+        context.events.push(TreeEvent::Created(path.clone()));
+        Ok(WriteOk::Created { op, path, stat })
+    }
+
+    /// `validateCreateRequest`: TTL availability and range, then the session. Returns the
+    /// `ephemeralOwner` the new node gets (decided by the opcode, as `DataTree` does).
+    fn validate_create_request(
+        &self,
+        context: &Context,
+        op: CreateOp,
+        mode: CreateMode,
+        ttl: i64,
+    ) -> Result<i64, ErrorCode> {
+        if mode.is_ttl() && !self.options.extended_types_enabled {
+            return Err(ErrorCode::Unimplemented);
+        }
+        let ttl_valid = if mode.is_ttl() {
+            ttl > 0 && ttl <= TTL_MAX_MS
+        } else {
+            ttl < 0
+        };
+        if !ttl_valid {
+            return Err(ErrorCode::BadArguments);
+        }
+        self.require_session(context)?;
+        let owner = match op {
+            CreateOp::Container => CONTAINER_OWNER,
+            // A createTTL without a TTL mode has no TTL to store: ZooKeeper fails it while
+            // applying; rzk refuses it up front.
+            CreateOp::Ttl if !mode.is_ttl() => return Err(ErrorCode::BadArguments),
+            CreateOp::Ttl => EXTENDED_MASK | ttl,
+            CreateOp::Create | CreateOp::Create2 if mode.is_ephemeral() => context.session_id,
+            CreateOp::Create | CreateOp::Create2 => 0,
+        };
+        Ok(owner)
+    }
+
+    fn delete(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        record: &DeleteRequest,
+    ) -> Result<WriteOk, ErrorCode> {
+        self.require_session(context)?;
+        let (parent_path, _) = parent_for_write(&record.path)?;
+        if is_special_path(&record.path) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent = self.node(parent_path)?;
+        check_acl(&self.options, &parent.acl, PERM_DELETE, auth)?;
+        let node = self.node(&record.path)?;
+        check_version(node.stat.version, record.version)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        self.delete_node(context, &record.path);
+        Ok(WriteOk::Deleted)
+    }
+
+    /// The leader's container/TTL cleaner: no session or ACL check, and only a container or
+    /// TTL node without children may go.
+    fn delete_container(
+        &mut self,
+        context: &mut Context,
+        record: &PathRequest,
+    ) -> Result<WriteOk, ErrorCode> {
+        parent_for_write(&record.path)?;
+        if is_special_path(&record.path) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let node = self.node(&record.path)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        match node_kind(
+            node.stat.ephemeral_owner,
+            self.options.extended_types_enabled,
+        ) {
+            NodeKind::Container | NodeKind::Ttl(_) => {}
+            NodeKind::Persistent | NodeKind::Ephemeral(_) => return Err(ErrorCode::BadVersion),
+        }
+        self.delete_node(context, &record.path);
+        Ok(WriteOk::Deleted)
+    }
+
+    /// `DataTree.deleteNode` for a node already checked: parent pzxid, unlink, event.
+    fn delete_node(&mut self, context: &mut Context, path: &str) {
+        let parent_path = crate::path::parent_of(path).to_string();
+        self.update_stat(context, &parent_path, |stat, zxid| {
+            stat.pzxid = stat.pzxid.max(zxid)
+        });
+        let node = self.unlink(path);
+        context.record(|| Undo::Deleted(Box::from(path), node));
+        context.events.push(TreeEvent::Deleted(path.to_string()));
+    }
+
+    fn set_data(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        record: &SetDataRequest,
+    ) -> Result<WriteOk, ErrorCode> {
+        self.require_session(context)?;
+        validate_path(&record.path)?;
+        let node = self.node(&record.path)?;
+        check_acl(&self.options, &node.acl, PERM_WRITE, auth)?;
+        let version = check_version(node.stat.version, record.version)?;
+        let old_data = node.data.clone();
+        context.record(|| Undo::Data(Box::from(record.path.as_str()), old_data));
+        self.update_stat(context, &record.path, |stat, zxid| {
+            stat.version = version;
+            stat.mzxid = zxid;
+        });
+        let time_ms = context.time_ms;
+        self.node_mut(&record.path).stat.mtime = time_ms;
+        self.replace_data(&record.path, record.data.as_deref().map(Box::from));
+        context
+            .events
+            .push(TreeEvent::DataChanged(record.path.clone()));
+        Ok(WriteOk::DataSet(self.client_stat(&record.path)))
+    }
+
+    fn set_acl(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        record: &SetAclRequest,
+    ) -> Result<WriteOk, ErrorCode> {
+        self.require_session(context)?;
+        validate_path(&record.path)?;
+        let acl = fixup_acl(&record.acl, auth)?;
+        let node = self.node(&record.path)?;
+        check_acl(&self.options, &node.acl, PERM_ADMIN, auth)?;
+        let aversion = check_version(node.stat.aversion, record.version)?;
+        let old_acl = Arc::clone(&node.acl);
+        context.record(|| Undo::Acl(Box::from(record.path.as_str()), old_acl));
+        self.update_stat(context, &record.path, |stat, _| stat.aversion = aversion);
+        let acl = self.acl_cache.intern(acl);
+        self.node_mut(&record.path).acl = acl;
+        Ok(WriteOk::AclSet(self.client_stat(&record.path)))
+    }
+
+    /// check (version precondition): READ on the node, no change.
+    fn check(
+        &mut self,
+        context: &mut Context,
+        auth: &[Id],
+        record: &CheckVersionRequest,
+    ) -> Result<WriteOk, ErrorCode> {
+        self.require_session(context)?;
+        validate_path(&record.path)?;
+        let node = self.node(&record.path)?;
+        check_acl(&self.options, &node.acl, PERM_READ, auth)?;
+        check_version(node.stat.version, record.version)?;
+        Ok(WriteOk::Checked(self.client_stat(&record.path)))
+    }
+
+    pub(crate) fn client_stat(&self, path: &str) -> Stat {
+        self.nodes[path].client_stat(self.options.extended_types_enabled)
+    }
+
+    fn update_stat(
+        &mut self,
+        context: &mut Context,
+        path: &str,
+        change: impl FnOnce(&mut StoredStat, i64),
+    ) {
+        let zxid = context.zxid;
+        let node = self
+            .nodes
+            .get_mut(path)
+            .expect("stat change on a missing node");
+        let before = node.stat;
+        change(&mut node.stat, zxid);
+        context.record(|| Undo::Stat(Box::from(path), before));
+    }
+
+    fn replace_data(&mut self, path: &str, data: Option<Box<[u8]>>) {
+        let node = self
+            .nodes
+            .get_mut(path)
+            .expect("data change on a missing node");
+        let before = node.data.as_ref().map_or(0, |data| data.len()) as u64;
+        let after = data.as_ref().map_or(0, |data| data.len()) as u64;
+        node.data = data;
+        self.data_size = self.data_size - before + after;
+    }
+
+    /// Insert a node under its (existing) parent and into the kind indexes.
+    pub(crate) fn link(&mut self, path: Box<str>, node: Node) {
+        let (parent_path, name) = split_parent(&path).expect("linked path has no slash");
+        let parent = self
+            .nodes
+            .get_mut(parent_path)
+            .expect("linked node's parent is missing");
+        assert!(
+            parent.children.insert(Box::from(name)),
+            "child {path} already linked"
+        );
+        match node_kind(
+            node.stat.ephemeral_owner,
+            self.options.extended_types_enabled,
+        ) {
+            NodeKind::Ephemeral(owner) => {
+                let session = self
+                    .sessions
+                    .get_mut(&owner)
+                    .expect("ephemeral owner has no session");
+                assert!(
+                    session.ephemerals.insert(path.clone()),
+                    "ephemeral {path} indexed twice"
+                );
+            }
+            NodeKind::Container => assert!(self.containers.insert(path.clone())),
+            NodeKind::Ttl(_) => assert!(self.ttls.insert(path.clone())),
+            NodeKind::Persistent => {}
+        }
+        self.data_size += crate::tree::node_size(&path, &node);
+        assert!(self.nodes.insert(path, node).is_none(), "node linked twice");
+    }
+
+    /// Remove a childless node from its parent and the kind indexes.
+    pub(crate) fn unlink(&mut self, path: &str) -> Node {
+        let node = self.nodes.remove(path).expect("unlinked node is missing");
+        assert!(
+            node.children.is_empty(),
+            "unlinked node {path} still has children"
+        );
+        let (parent_path, name) = split_parent(path).expect("unlinked path has no slash");
+        let parent = self
+            .nodes
+            .get_mut(parent_path)
+            .expect("unlinked node's parent is missing");
+        assert!(
+            parent.children.remove(name),
+            "{path} missing from its parent's children"
+        );
+        match node_kind(
+            node.stat.ephemeral_owner,
+            self.options.extended_types_enabled,
+        ) {
+            NodeKind::Ephemeral(owner) => {
+                let session: &mut Session = self
+                    .sessions
+                    .get_mut(&owner)
+                    .expect("ephemeral owner has no session");
+                assert!(
+                    session.ephemerals.remove(path),
+                    "ephemeral {path} not indexed"
+                );
+            }
+            NodeKind::Container => assert!(self.containers.remove(path)),
+            NodeKind::Ttl(_) => assert!(self.ttls.remove(path)),
+            NodeKind::Persistent => {}
+        }
+        self.data_size -= crate::tree::node_size(path, &node);
+        node
+    }
+}
+
+/// Results of a successful multi. 3.8 decodes create2 inside multi as create, so both answer
+/// with the path only (ZK-COMPAT §3); createContainer/createTTL answer Create2 with the stat.
+fn multi_result(result: WriteOk) -> MultiResult {
+    match result {
+        WriteOk::Created {
+            op: CreateOp::Create | CreateOp::Create2,
+            path,
+            ..
+        } => MultiResult::Create { path },
+        WriteOk::Created { path, stat, .. } => MultiResult::Create2 { path, stat },
+        WriteOk::Deleted => MultiResult::Delete,
+        WriteOk::DataSet(stat) | WriteOk::AclSet(stat) => MultiResult::SetData { stat },
+        WriteOk::Checked(_) => MultiResult::Check,
+    }
+}

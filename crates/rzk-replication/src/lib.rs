@@ -25,6 +25,7 @@
 //! [snapCount/2+1, snapCount].
 
 mod log_mem;
+mod log_wal;
 mod network;
 mod raft_types;
 mod state_machine;
@@ -113,6 +114,8 @@ pub const STANDALONE_ELECTION_WAIT: Duration = Duration::from_secs(10);
 pub struct Replica {
     raft: Raft,
     metrics: openraft::type_config::alias::WatchReceiverOf<Rzk, openraft::RaftMetrics<Rzk>>,
+    /// The durable log, when there is one (to save the committed log id on shutdown).
+    wal_log: Option<log_wal::WalLog>,
 }
 
 impl Replica {
@@ -143,16 +146,35 @@ impl Replica {
             None => Snapshots::in_memory(),
         };
         let sm = StateMachine::new(applier, snapshots);
-        let raft = match &config.log_dir {
-            None => Raft::new(config.node_id, raft_config, network::NoPeers, log_mem::MemLog::default(), sm).await,
+        let (raft, wal_log) = match &config.log_dir {
+            None => (
+                Raft::new(
+                    config.node_id,
+                    raft_config,
+                    network::NoPeers,
+                    log_mem::MemLog::default(),
+                    sm,
+                )
+                .await,
+                None,
+            ),
             Some(dir) => {
-                return Err(ReplicationError::Start(format!(
-                    "log directory {} given, but the durable log is not wired up yet; run with an in-memory log",
-                    dir.display()
-                )));
+                let log = log_wal::WalLog::open(dir, config.force_sync).await?;
+                (
+                    Raft::new(
+                        config.node_id,
+                        raft_config,
+                        network::NoPeers,
+                        log.clone(),
+                        sm,
+                    )
+                    .await,
+                    Some(log),
+                )
             }
-        }
-        .map_err(|e| ReplicationError::Start(format!("openraft did not start: {e}")))?;
+        };
+        let raft =
+            raft.map_err(|e| ReplicationError::Start(format!("openraft did not start: {e}")))?;
 
         let initialized = raft
             .is_initialized()
@@ -188,7 +210,11 @@ impl Replica {
             node_id = config.node_id,
             "replica is leader and takes proposals"
         );
-        Ok(Replica { raft, metrics })
+        Ok(Replica {
+            raft,
+            metrics,
+            wal_log,
+        })
     }
 
     /// Enqueue a payload. Proposals from one caller enter the log in call order; the await only
@@ -217,6 +243,9 @@ impl Replica {
     pub async fn shutdown(self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("the Raft core ended with an error while shutting down: {e}");
+        }
+        if let Some(log) = &self.wal_log {
+            log.close().await;
         }
     }
 }

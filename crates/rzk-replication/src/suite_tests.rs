@@ -6,6 +6,7 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::StorageError;
 
 use crate::log_mem::MemLog;
+use crate::log_wal::WalLog;
 use crate::raft_types::Rzk;
 use crate::state_machine::{Snapshots, StateMachine};
 use crate::Applier;
@@ -40,4 +41,24 @@ async fn mem_log_passes_openraft_suite() {
     Suite::test_all(MemBuilder)
         .await
         .expect("openraft log suite on MemLog");
+}
+
+/// A fresh WAL in its own temporary directory (removed when the guard drops).
+struct WalBuilder;
+
+impl StoreBuilder<Rzk, WalLog, StateMachine, tempfile::TempDir> for WalBuilder {
+    async fn build(&self) -> Result<(tempfile::TempDir, WalLog, StateMachine), StorageError<Rzk>> {
+        let dir = tempfile::tempdir().expect("a temporary directory for the log");
+        let log = WalLog::open(dir.path(), true)
+            .await
+            .expect("opening the log in a fresh directory");
+        Ok((dir, log, state_machine()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_log_passes_openraft_suite() {
+    Suite::test_all(WalBuilder)
+        .await
+        .expect("openraft log suite on WalLog");
 }

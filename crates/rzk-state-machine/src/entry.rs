@@ -1,8 +1,9 @@
 //! The replicated log entry: what a member proposes and every member applies in log order.
 
-use rzk_proto::{Id, Request};
+use rzk_proto::codec::{decode_request_body, encode_request_body};
+use rzk_proto::{jute, Id, Request};
 
-use crate::jute::{read_request, write_request, Reader, Writer};
+use crate::jute::{Reader, Writer};
 use crate::SessionId;
 
 /// Bumped whenever the entry layout changes; decode refuses other versions.
@@ -11,9 +12,6 @@ const ENTRY_FORMAT_VERSION: u8 = 1;
 const KIND_CREATE_SESSION: u8 = 0;
 const KIND_CLOSE_SESSION: u8 = 1;
 const KIND_WRITE: u8 = 2;
-/// A `Write` whose request is not a logged write (a read or session op): kept as its op code
-/// so encode stays total; decode refuses it, and apply answers it with Unimplemented.
-const KIND_NOT_LOGGABLE: u8 = 3;
 
 /// One replicated change. Time and the requesting session travel with it, so applying it
 /// needs no clock. The zxid is not in the entry: the state machine gives `last_zxid + 1`.
@@ -46,8 +44,8 @@ pub enum EntryDecodeError {
 impl Entry {
     /// Deterministic bytes for the log (jute-encoded request inside):
     /// `u8 version, i64 session_id, i32 xid, i64 time_ms, u8 kind` then, by kind,
-    /// `i32 timeout_ms` | nothing | `vector<Id> auth, i32 op, record`.
-    /// Only write requests (`Request::is_write`) round-trip through `decode`.
+    /// `i32 timeout_ms` | nothing | `vector<Id> auth, i32 op, record` where the record is the
+    /// request's jute body exactly as a client sends it (rzk-proto's codec).
     pub fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::default();
         writer.u8(ENTRY_FORMAT_VERSION);
@@ -79,17 +77,23 @@ impl Entry {
 }
 
 fn encode_write(writer: &mut Writer, auth: &[Id], request: &Request) {
-    let start = writer.bytes.len();
     writer.u8(KIND_WRITE);
     writer.i32(i32::try_from(auth.len()).expect("more than i32::MAX auth ids"));
     for id in auth {
         writer.id(id);
     }
-    if !write_request(writer, request) {
-        writer.bytes.truncate(start);
-        writer.u8(KIND_NOT_LOGGABLE);
-        writer.i32(request.op().code());
-    }
+    writer.i32(request.op().code());
+    encode_request_body(request, &mut jute::Writer::new(&mut writer.bytes));
+}
+
+/// The rest of the entry is one request body; all of it must be used.
+fn decode_request(reader: &mut Reader<'_>) -> Result<Request, String> {
+    let op = reader.i32()?;
+    let rest = reader.take(reader.remaining())?;
+    let mut body = jute::Reader::new(rest);
+    let request = decode_request_body(op, &mut body).map_err(|error| error.to_string())?;
+    body.finish().map_err(|error| error.to_string())?;
+    Ok(request)
 }
 
 fn decode_fields(reader: &mut Reader<'_>) -> Result<Entry, String> {
@@ -113,10 +117,9 @@ fn decode_fields(reader: &mut Reader<'_>) -> Result<Entry, String> {
             }
             EntryOp::Write {
                 auth,
-                request: read_request(reader)?,
+                request: decode_request(reader)?,
             }
         }
-        KIND_NOT_LOGGABLE => return Err(format!("opcode {} is not a logged write", reader.i32()?)),
         kind => return Err(format!("unknown entry kind {kind}")),
     };
     Ok(Entry {

@@ -1,13 +1,10 @@
-//! A small jute-style writer/reader (big-endian ints, `-1` length for null) for log entries
-//! and snapshots, plus the jute records of the write requests a log entry carries.
+//! A small jute-style writer/reader (big-endian ints, `-1` length for null) for the framing of
+//! log entries and snapshots. The requests inside entries use rzk-proto's own jute codec.
 //!
 //! The reader never panics: every read checks the remaining length first and every length
 //! is checked against what is left before anything is allocated.
 
-use rzk_proto::{
-    Acl, CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, Id, OpCode,
-    PathRequest, Request, SetAclRequest, SetDataRequest,
-};
+use rzk_proto::{Acl, Id};
 
 #[derive(Default)]
 pub(crate) struct Writer {
@@ -17,9 +14,6 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn u8(&mut self, value: u8) {
         self.bytes.push(value);
-    }
-    pub fn bool(&mut self, value: bool) {
-        self.bytes.push(u8::from(value));
     }
     pub fn i32(&mut self, value: i32) {
         self.bytes.extend_from_slice(&value.to_be_bytes());
@@ -97,16 +91,6 @@ impl<'a> Reader<'a> {
     pub fn u8(&mut self) -> Result<u8, ReadError> {
         Ok(self.array::<1>()?[0])
     }
-    pub fn bool(&mut self) -> Result<bool, ReadError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            other => Err(format!(
-                "invalid boolean {other} at offset {}",
-                self.offset - 1
-            )),
-        }
-    }
     pub fn i32(&mut self) -> Result<i32, ReadError> {
         Ok(i32::from_be_bytes(self.array()?))
     }
@@ -166,154 +150,5 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(acl)
-    }
-}
-
-/// Write `request` as `int op` + its jute record (multi: MultiHeader-framed ops).
-/// Returns false for requests that never travel in a log entry (reads, session ops).
-pub(crate) fn write_request(writer: &mut Writer, request: &Request) -> bool {
-    writer.i32(request.op().code());
-    write_request_body(writer, request)
-}
-
-/// The jute record of one write request, without its op code.
-fn write_request_body(writer: &mut Writer, request: &Request) -> bool {
-    match request {
-        Request::Create(record) | Request::Create2(record) | Request::CreateContainer(record) => {
-            write_create(writer, record);
-        }
-        Request::CreateTtl(record) => write_create_ttl(writer, record),
-        Request::Delete(record) => {
-            writer.string(&record.path);
-            writer.i32(record.version);
-        }
-        Request::SetData(record) => {
-            writer.string(&record.path);
-            writer.buffer(record.data.as_deref());
-            writer.i32(record.version);
-        }
-        Request::SetAcl(record) => {
-            writer.string(&record.path);
-            writer.acl_list(&record.acl);
-            writer.i32(record.version);
-        }
-        Request::Check(record) => {
-            writer.string(&record.path);
-            writer.i32(record.version);
-        }
-        Request::DeleteContainer(record) => writer.string(&record.path),
-        Request::Multi(ops) => return write_multi(writer, ops),
-        _ => return false,
-    }
-    true
-}
-
-fn write_create(writer: &mut Writer, record: &CreateRequest) {
-    writer.string(&record.path);
-    writer.buffer(record.data.as_deref());
-    writer.acl_list(&record.acl);
-    writer.i32(record.flags);
-}
-
-fn write_create_ttl(writer: &mut Writer, record: &CreateTtlRequest) {
-    writer.string(&record.path);
-    writer.buffer(record.data.as_deref());
-    writer.acl_list(&record.acl);
-    writer.i32(record.flags);
-    writer.i64(record.ttl);
-}
-
-/// Each op: `MultiHeader{type, done=false, err=-1}` + record; then `{-1, true, -1}`.
-/// The op code is inside the header, so the record is written without its leading op.
-fn write_multi(writer: &mut Writer, ops: &[Request]) -> bool {
-    for op in ops {
-        if matches!(op, Request::Multi(_)) {
-            return false;
-        }
-        writer.i32(op.op().code());
-        writer.bool(false);
-        writer.i32(-1);
-        if !write_request_body(writer, op) {
-            return false;
-        }
-    }
-    writer.i32(-1);
-    writer.bool(true);
-    writer.i32(-1);
-    true
-}
-
-pub(crate) fn read_request(reader: &mut Reader<'_>) -> Result<Request, ReadError> {
-    let op = reader.i32()?;
-    read_request_body(reader, op, true)
-}
-
-fn read_request_body(
-    reader: &mut Reader<'_>,
-    op: i32,
-    multi_allowed: bool,
-) -> Result<Request, ReadError> {
-    let code = OpCode::from_i32(op).ok_or_else(|| format!("unknown opcode {op}"))?;
-    let request = match code {
-        OpCode::Create => Request::Create(read_create(reader)?),
-        OpCode::Create2 => Request::Create2(read_create(reader)?),
-        OpCode::CreateContainer => Request::CreateContainer(read_create(reader)?),
-        OpCode::CreateTtl => Request::CreateTtl(read_create_ttl(reader)?),
-        OpCode::Delete => Request::Delete(DeleteRequest {
-            path: reader.string()?,
-            version: reader.i32()?,
-        }),
-        OpCode::SetData => Request::SetData(SetDataRequest {
-            path: reader.string()?,
-            data: reader.buffer()?.map(<[u8]>::to_vec),
-            version: reader.i32()?,
-        }),
-        OpCode::SetAcl => Request::SetAcl(SetAclRequest {
-            path: reader.string()?,
-            acl: reader.acl_list()?,
-            version: reader.i32()?,
-        }),
-        OpCode::Check => Request::Check(CheckVersionRequest {
-            path: reader.string()?,
-            version: reader.i32()?,
-        }),
-        OpCode::DeleteContainer => Request::DeleteContainer(PathRequest {
-            path: reader.string()?,
-        }),
-        OpCode::Multi if multi_allowed => Request::Multi(read_multi(reader)?),
-        other => return Err(format!("opcode {other:?} is not a logged write")),
-    };
-    Ok(request)
-}
-
-fn read_create(reader: &mut Reader<'_>) -> Result<CreateRequest, ReadError> {
-    Ok(CreateRequest {
-        path: reader.string()?,
-        data: reader.buffer()?.map(<[u8]>::to_vec),
-        acl: reader.acl_list()?,
-        flags: reader.i32()?,
-    })
-}
-
-fn read_create_ttl(reader: &mut Reader<'_>) -> Result<CreateTtlRequest, ReadError> {
-    Ok(CreateTtlRequest {
-        path: reader.string()?,
-        data: reader.buffer()?.map(<[u8]>::to_vec),
-        acl: reader.acl_list()?,
-        flags: reader.i32()?,
-        ttl: reader.i64()?,
-    })
-}
-
-fn read_multi(reader: &mut Reader<'_>) -> Result<Vec<Request>, ReadError> {
-    let mut ops = Vec::new();
-    loop {
-        let op = reader.i32()?;
-        let done = reader.bool()?;
-        let _err = reader.i32()?;
-        if done {
-            return Ok(ops);
-        }
-        ops.push(read_request_body(reader, op, false)?);
     }
 }

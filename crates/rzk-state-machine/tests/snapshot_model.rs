@@ -1,0 +1,378 @@
+//! Snapshot round trip and corruption, Entry decoding of hostile bytes, and a proptest model
+//! test: random creates/deletes/setData against a plain map, invariants checked after each op.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use proptest::prelude::*;
+use rzk_proto::*;
+use rzk_state_machine::*;
+
+/// Every node reachable from "/", with its data, stat and children, read through `read`.
+/// (path, data, stat, children, ACL) of one node.
+type NodeDump = (String, Option<Vec<u8>>, Stat, Vec<String>, Vec<Acl>);
+
+fn dump(sm: &mut StateMachine) -> Vec<NodeDump> {
+    let superuser = [Id {
+        scheme: "super".into(),
+        id: String::new(),
+    }];
+    let mut out = Vec::new();
+    let mut pending = vec!["/".to_string()];
+    let mut sink = Vec::new();
+    while let Some(path) = pending.pop() {
+        let data = sm.read(
+            0,
+            &superuser,
+            &Request::GetData(PathWatchRequest {
+                path: path.clone(),
+                watch: false,
+            }),
+            &mut sink,
+        );
+        let children = sm.read(
+            0,
+            &superuser,
+            &Request::GetChildren2(PathWatchRequest {
+                path: path.clone(),
+                watch: false,
+            }),
+            &mut sink,
+        );
+        let acl = sm.read(
+            0,
+            &superuser,
+            &Request::GetAcl(PathRequest { path: path.clone() }),
+            &mut sink,
+        );
+        let (
+            Ok(Response::GetData { data, stat }),
+            Ok(Response::GetChildren2 { children, .. }),
+            Ok(Response::GetAcl { acl, .. }),
+        ) = (data, children, acl)
+        else {
+            panic!("read of {path} failed");
+        };
+        for child in &children {
+            pending.push(if path == "/" {
+                format!("/{child}")
+            } else {
+                format!("{path}/{child}")
+            });
+        }
+        out.push((path, data, stat, children, acl));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn busy_harness() -> Harness {
+    let mut h = Harness::with(Options {
+        extended_types_enabled: true,
+        ..Options::default()
+    });
+    h.mk("/a");
+    h.mk("/a/b");
+    h.create_with("/a/e", None, 1).unwrap();
+    h.create_with("/a/s-", Some(b""), 2).unwrap();
+    h.rm("/a/b");
+    let ttl = CreateTtlRequest {
+        path: "/ttl".into(),
+        data: None,
+        acl: open_acl(),
+        flags: 5,
+        ttl: 100,
+    };
+    assert!(h.write(Request::CreateTtl(ttl)).reply.is_ok());
+    let container = CreateRequest {
+        path: "/box".into(),
+        data: Some(vec![1, 2]),
+        acl: open_acl(),
+        flags: 4,
+    };
+    assert!(h.write(Request::CreateContainer(container)).reply.is_ok());
+    let digest = Id {
+        scheme: "digest".into(),
+        id: digest_id("u:p"),
+    };
+    let private = vec![Acl {
+        perms: 31,
+        id: digest,
+    }];
+    let create = CreateRequest {
+        path: "/private".into(),
+        data: Some(b"s".to_vec()),
+        acl: private,
+        flags: 0,
+    };
+    assert!(h.write(Request::Create(create)).reply.is_ok());
+    assert!(h.set("/a", b"data", -1).is_ok());
+    h
+}
+
+// Goal: restore(snapshot()) gives the same counts, sessions, zxid and reads; the bytes are
+// deterministic (a second snapshot of the restored state is identical).
+#[test]
+fn snapshot_round_trip() {
+    let mut h = busy_harness();
+    let options = h.sm.options().clone();
+    let bytes = h.sm.snapshot();
+    let mut restored = StateMachine::restore(options, &bytes).unwrap();
+    restored.check_invariants();
+    assert_eq!(restored.snapshot(), bytes);
+    assert_eq!(restored.last_zxid(), h.sm.last_zxid());
+    assert_eq!(restored.sessions(), h.sm.sessions());
+    assert_eq!(restored.counts(), h.sm.counts());
+    assert_eq!(dump(&mut restored), dump(&mut h.sm));
+    assert_eq!(
+        restored.expired_containers_and_ttls(i64::MAX, 10),
+        h.sm.expired_containers_and_ttls(i64::MAX, 10)
+    );
+    // The restored state keeps applying: the ephemeral still belongs to its session.
+    let entry = Entry {
+        session_id: S1,
+        xid: 9,
+        time_ms: T0 + 100,
+        op: EntryOp::CloseSession,
+    };
+    let closed = restored.apply(&entry);
+    assert_eq!(closed.zxid, h.sm.last_zxid() + 1);
+    assert_eq!(restored.counts().ephemerals, 0);
+    restored.check_invariants();
+}
+
+// Goal: any truncation or flipped byte is refused with an error, never a panic.
+#[test]
+fn corrupt_snapshots_are_refused() {
+    let h = busy_harness();
+    let bytes = h.sm.snapshot();
+    for length in 0..bytes.len() {
+        assert!(
+            StateMachine::restore(Options::default(), &bytes[..length]).is_err(),
+            "truncated at {length}"
+        );
+    }
+    for index in 0..bytes.len() {
+        let mut flipped = bytes.clone();
+        flipped[index] ^= 0x40;
+        assert!(
+            StateMachine::restore(Options::default(), &flipped).is_err(),
+            "flipped byte {index}"
+        );
+    }
+    let mut future = bytes.clone();
+    future[4..8].copy_from_slice(&99u32.to_be_bytes());
+    assert_eq!(
+        StateMachine::restore(Options::default(), &future).err(),
+        Some(SnapshotError::UnsupportedVersion(99))
+    );
+}
+
+/// A snapshot with a valid header around an arbitrary body.
+fn sealed(body: &[u8]) -> Vec<u8> {
+    let mut out = b"RZKS".to_vec();
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+proptest! {
+    // Goal: bodies that pass the checksum but are garbage still give an error, not a panic.
+    #[test]
+    fn sealed_garbage_is_refused(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = StateMachine::restore(Options::default(), &sealed(&body));
+    }
+
+    // Goal: Entry::decode never panics on arbitrary bytes.
+    #[test]
+    fn entry_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = Entry::decode(&bytes);
+    }
+}
+
+// Goal: a body whose structure breaks the tree rules (a node before its parent) is refused.
+#[test]
+fn structurally_broken_snapshot_is_refused() {
+    let h = Harness::new();
+    let bytes = h.sm.snapshot();
+    // Drop the root: the remaining nodes have no parent.
+    let body = &bytes[20..];
+    let garbage: Vec<u8> = body.iter().rev().copied().collect();
+    assert!(StateMachine::restore(Options::default(), &sealed(&garbage)).is_err());
+}
+
+/// One random step of the model test.
+#[derive(Debug, Clone)]
+enum Step {
+    Create {
+        parent: usize,
+        name: u8,
+        ephemeral: bool,
+        sequential: bool,
+    },
+    Delete {
+        target: usize,
+        version: Option<i32>,
+    },
+    SetData {
+        target: usize,
+        data: Vec<u8>,
+        version: Option<i32>,
+    },
+    Close,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0..16usize, 0..6u8, any::<bool>(), any::<bool>())
+            .prop_map(|(parent, name, ephemeral, sequential)| Step::Create { parent, name, ephemeral, sequential }),
+        2 => (0..16usize, proptest::option::of(0..3i32)).prop_map(|(target, version)| Step::Delete { target, version }),
+        2 => (0..16usize, proptest::collection::vec(any::<u8>(), 0..4), proptest::option::of(0..3i32))
+            .prop_map(|(target, data, version)| Step::SetData { target, data, version }),
+        1 => Just(Step::Close),
+    ]
+}
+
+/// The model: path → (data, version, ephemeral). Paths are picked by index from its keys.
+#[derive(Default)]
+struct Model {
+    nodes: BTreeMap<String, (Vec<u8>, i32, bool)>,
+}
+
+impl Model {
+    fn pick(&self, index: usize) -> String {
+        let paths: Vec<&String> = self.nodes.keys().collect();
+        if paths.is_empty() {
+            "/".to_string()
+        } else {
+            paths[index % paths.len()].clone()
+        }
+    }
+
+    fn has_children(&self, path: &str) -> bool {
+        let prefix = format!("{path}/");
+        self.nodes.keys().any(|key| key.starts_with(&prefix))
+    }
+}
+
+fn run_step(h: &mut Harness, model: &mut Model, step: &Step) {
+    match step.clone() {
+        Step::Create {
+            parent,
+            name,
+            ephemeral,
+            sequential,
+        } => {
+            let parent = model.pick(parent);
+            let base = if parent == "/" {
+                format!("/n{name}")
+            } else {
+                format!("{parent}/n{name}")
+            };
+            let flags = i32::from(ephemeral) | (i32::from(sequential) << 1);
+            let reply = h.create_with(&base, Some(&[name]), flags);
+            let parent_ephemeral = model.nodes.get(&parent).is_some_and(|node| node.2);
+            match reply {
+                Ok(Response::Create { path }) => {
+                    assert!(!parent_ephemeral);
+                    assert!(path.starts_with(&base));
+                    assert!(model
+                        .nodes
+                        .insert(path, (vec![name], 0, ephemeral))
+                        .is_none());
+                }
+                Err(ErrorCode::NodeExists) => {
+                    assert!(!sequential && model.nodes.contains_key(&base))
+                }
+                Err(ErrorCode::NoChildrenForEphemerals) => assert!(parent_ephemeral),
+                other => panic!("create {base}: {other:?}"),
+            }
+        }
+        Step::Delete { target, version } => {
+            let path = model.pick(target);
+            let request = DeleteRequest {
+                path: path.clone(),
+                version: version.unwrap_or(-1),
+            };
+            let reply = h.write(Request::Delete(request)).reply;
+            let expected = match model.nodes.get(&path) {
+                None if path == "/" => Err(ErrorCode::BadArguments),
+                None => Err(ErrorCode::NoNode),
+                Some((_, current, _)) if version.is_some_and(|v| v != *current) => {
+                    Err(ErrorCode::BadVersion)
+                }
+                Some(_) if model.has_children(&path) => Err(ErrorCode::NotEmpty),
+                Some(_) => Ok(Response::Empty),
+            };
+            assert_eq!(reply, expected, "delete {path}");
+            if reply.is_ok() {
+                model.nodes.remove(&path);
+            }
+        }
+        Step::SetData {
+            target,
+            data,
+            version,
+        } => {
+            let path = model.pick(target);
+            if path == "/" {
+                // Only an empty model picks the root, which the model does not track.
+                return;
+            }
+            let reply = h.set(&path, &data, version.unwrap_or(-1));
+            match model.nodes.get_mut(&path) {
+                None => panic!("picked {path} outside the model"),
+                Some((_, current, _)) if version.is_some_and(|v| v != *current) => {
+                    assert_eq!(reply, Err(ErrorCode::BadVersion));
+                }
+                Some(node) => {
+                    let Ok(Response::Stat(stat)) = reply else {
+                        panic!("set {path}: {reply:?}")
+                    };
+                    node.0 = data;
+                    node.1 += 1;
+                    assert_eq!(stat.version, node.1);
+                }
+            }
+        }
+        Step::Close => {
+            h.entry(S1, EntryOp::CloseSession);
+            h.session(S1);
+            model.nodes.retain(|_, node| !node.2);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    // Goal: random histories keep the invariants (checked after every entry by the harness),
+    // agree with the model, and survive a snapshot round trip with identical reads.
+    #[test]
+    fn model_agrees(steps in proptest::collection::vec(step(), 1..60)) {
+        let mut h = Harness::new();
+        let mut model = Model::default();
+        for step in &steps {
+            run_step(&mut h, &mut model, step);
+        }
+        for (path, (data, version, ephemeral)) in &model.nodes {
+            let stat = h.stat(path);
+            let stored = h.get(path);
+            prop_assert_eq!(stored.as_ref(), Some(data));
+            prop_assert_eq!(stat.version, *version);
+            prop_assert_eq!(stat.ephemeral_owner != 0, *ephemeral);
+        }
+        let user_nodes = dump(&mut h.sm).len() - 4;
+        prop_assert_eq!(user_nodes, model.nodes.len());
+        let bytes = h.sm.snapshot();
+        let mut restored = StateMachine::restore(Options::default(), &bytes).unwrap();
+        restored.check_invariants();
+        prop_assert_eq!(restored.counts(), h.sm.counts());
+        prop_assert_eq!(dump(&mut restored), dump(&mut h.sm));
+        prop_assert_eq!(restored.snapshot(), bytes);
+    }
+}

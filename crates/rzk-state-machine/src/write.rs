@@ -599,3 +599,98 @@ fn multi_result(result: WriteOk) -> MultiResult {
         WriteOk::Checked(_) => MultiResult::Check,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rzk_proto::{codes::perms, Acl, CreateRequest, Id, Request, Response, SetDataRequest};
+
+    use crate::{Entry, EntryOp, Options, StateMachine};
+
+    fn apply(state: &mut StateMachine, request: Request) -> rzk_proto::Reply {
+        let write = EntryOp::Write {
+            auth: vec![],
+            request,
+        };
+        state
+            .apply(&Entry {
+                session_id: 1,
+                xid: 0,
+                time_ms: 5,
+                op: write,
+            })
+            .reply
+    }
+
+    fn create(path: &str, flags: i32) -> Request {
+        let acl = vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }];
+        Request::Create(CreateRequest {
+            path: path.into(),
+            data: None,
+            acl,
+            flags,
+        })
+    }
+
+    fn started() -> StateMachine {
+        let mut state = StateMachine::new(Options::default());
+        state.apply(&Entry {
+            session_id: 1,
+            xid: 0,
+            time_ms: 1,
+            op: EntryOp::CreateSession { timeout_ms: 1 },
+        });
+        assert!(apply(&mut state, create("/s", 0)).is_ok());
+        state
+    }
+
+    // Goal: the sequence suffix is the signed stored cversion, wrapping to -2147483648
+    // (data-model.mdx), formatted like Java's %010d.
+    #[test]
+    fn sequence_suffix_wraps_as_signed_int() {
+        let mut state = started();
+        state.nodes.get_mut("/s").unwrap().stat.cversion = i32::MAX;
+        let first = apply(&mut state, create("/s/n", 2));
+        assert_eq!(
+            first,
+            Ok(Response::Create {
+                path: "/s/n2147483647".into()
+            })
+        );
+        let second = apply(&mut state, create("/s/n", 2));
+        assert_eq!(
+            second,
+            Ok(Response::Create {
+                path: "/s/n-2147483648".into()
+            })
+        );
+        state.check_invariants();
+    }
+
+    // Goal: versions add one and wrap through -1 as 3.8/3.9 do (no ZOOKEEPER-4743 skip).
+    #[test]
+    fn data_version_wraps_through_minus_one() {
+        let mut state = started();
+        state.nodes.get_mut("/s").unwrap().stat.version = -2;
+        let set = |state: &mut StateMachine, version| {
+            let request = Request::SetData(SetDataRequest {
+                path: "/s".into(),
+                data: None,
+                version,
+            });
+            match apply(state, request) {
+                Ok(Response::Stat(stat)) => stat.version,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(set(&mut state, -2), -1);
+        assert_eq!(set(&mut state, -1), 0);
+        state.nodes.get_mut("/s").unwrap().stat.version = i32::MAX;
+        assert_eq!(set(&mut state, i32::MAX), i32::MIN);
+    }
+}

@@ -21,14 +21,19 @@
 //! Timing (from `tickTime`): heartbeat = tick/2; election timeout uniformly in
 //! [syncLimit·tick/2, syncLimit·tick] (ZooKeeper's followers give up on a leader after
 //! syncLimit·tick). A one-member group elects itself at once, without waiting for a timeout.
+//! Peers (more than one member): JSON frames over TCP on the quorum port (`transport`); every
+//! member initializes the group with the same `server.N` list on an empty log. A follower answers
+//! proposals with [`ProposeError::NoLeader`] until forwarding to the leader exists.
 //! Snapshots: every `snapCount` entries with ZooKeeper's jitter, drawn once per process from
 //! [snapCount/2+1, snapCount].
 
 mod log_mem;
 mod log_wal;
-mod network;
 mod raft_types;
 mod state_machine;
+mod transport;
+
+pub use transport::PEER_FRAME_BYTES_MAX;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -116,6 +121,8 @@ pub struct Replica {
     metrics: openraft::type_config::alias::WatchReceiverOf<Rzk, openraft::RaftMetrics<Rzk>>,
     /// The durable log, when there is one (to save the committed log id on shutdown).
     wal_log: Option<log_wal::WalLog>,
+    /// The quorum-port listener and its connections (aborted when dropped).
+    peers: Option<tokio::task::JoinSet<()>>,
 }
 
 impl Replica {
@@ -132,13 +139,18 @@ impl Replica {
                 config.node_id
             )));
         };
-        if config.members.len() > 1 {
-            return Err(ReplicationError::Start(format!(
-                "{} members configured, but this build only runs a one-member group (standalone); \
-                 the peer transport on {self_addr} is not implemented yet",
-                config.members.len()
-            )));
-        }
+        let standalone = config.members.len() == 1;
+        // Peers must reach us while we start: bind before recovering.
+        let listener = if standalone {
+            None
+        } else {
+            Some(tokio::net::TcpListener::bind(self_addr.as_str()).await.map_err(|e| {
+                ReplicationError::Start(format!(
+                    "binding the quorum address {self_addr} of server.{}: {e}; free the port or fix server.{}",
+                    config.node_id, config.node_id
+                ))
+            })?)
+        };
         let raft_config = Arc::new(raft_config(&config)?);
 
         let snapshots = match config.snapshot_dir.as_ref().or(config.log_dir.as_ref()) {
@@ -151,7 +163,7 @@ impl Replica {
                 Raft::new(
                     config.node_id,
                     raft_config,
-                    network::NoPeers,
+                    transport::TcpPeers,
                     log_mem::MemLog::default(),
                     sm,
                 )
@@ -164,7 +176,7 @@ impl Replica {
                     Raft::new(
                         config.node_id,
                         raft_config,
-                        network::NoPeers,
+                        transport::TcpPeers,
                         log.clone(),
                         sm,
                     )
@@ -196,24 +208,43 @@ impl Replica {
                 .map_err(|e| ReplicationError::Start(format!("initializing the group: {e}")))?;
         }
 
+        let peers = listener.map(|listener| transport::serve(listener, raft.clone()));
         let metrics = raft.metrics();
-        raft.wait(Some(STANDALONE_ELECTION_WAIT))
-            .state(ServerState::Leader, "the one-member group elects itself")
-            .await
-            .map_err(|e| {
-                ReplicationError::Start(format!(
-                    "node {} did not become leader of its one-member group: {e}",
-                    config.node_id
-                ))
-            })?;
-        tracing::info!(
-            node_id = config.node_id,
-            "replica is leader and takes proposals"
-        );
+        if standalone {
+            raft.wait(Some(STANDALONE_ELECTION_WAIT))
+                .state(ServerState::Leader, "the one-member group elects itself")
+                .await
+                .map_err(|e| {
+                    ReplicationError::Start(format!(
+                        "node {} did not become leader of its one-member group: {e}",
+                        config.node_id
+                    ))
+                })?;
+            tracing::info!(
+                node_id = config.node_id,
+                "replica is leader and takes proposals"
+            );
+        } else {
+            let wait = Duration::from_millis(config.init_limit.max(1) * config.tick_ms.max(1))
+                .max(STANDALONE_ELECTION_WAIT);
+            let known = raft
+                .wait(Some(wait))
+                .metrics(|m| m.current_leader.is_some(), "a leader is known (initLimit x tickTime)")
+                .await
+                .map_err(|e| {
+                    ReplicationError::Start(format!(
+                        "node {} found no leader among {:?}: {e}; check that a quorum of the servers runs and can reach each other's quorum ports",
+                        config.node_id,
+                        config.members
+                    ))
+                })?;
+            tracing::info!(node_id = config.node_id, leader = ?known.current_leader, "replica joined the group");
+        }
         Ok(Replica {
             raft,
             metrics,
             wal_log,
+            peers,
         })
     }
 
@@ -240,9 +271,12 @@ impl Replica {
         }
     }
 
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("the Raft core ended with an error while shutting down: {e}");
+        }
+        if let Some(mut peers) = self.peers.take() {
+            peers.shutdown().await;
         }
         if let Some(log) = &self.wal_log {
             log.close().await;

@@ -62,3 +62,73 @@ async fn wal_log_passes_openraft_suite() {
         .await
         .expect("openraft log suite on WalLog");
 }
+
+/// Counts applies; enough for checking that old log is purged behind snapshots.
+#[derive(Default)]
+struct Count(std::sync::atomic::AtomicU64);
+
+impl Applier for Count {
+    fn apply(&self, _index: u64, _payload: &[u8]) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.0
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .to_le_bytes()
+            .to_vec()
+    }
+    fn restore(&self, bytes: &[u8]) {
+        let n = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        self.0.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_is_purged_behind_snapshots_and_restart_still_works() {
+    let dir = tempfile::tempdir().expect("a temporary data directory");
+    let config = crate::ReplicaConfig {
+        node_id: 1,
+        members: std::collections::BTreeMap::from([(1, "127.0.0.1:2888".to_string())]),
+        log_dir: Some(dir.path().to_path_buf()),
+        snapshot_dir: Some(dir.path().to_path_buf()),
+        force_sync: true,
+        snap_count: 200,
+        tick_ms: 100,
+        init_limit: 10,
+        sync_limit: 5,
+    };
+    let wait = std::time::Duration::from_secs(30);
+    let count = Arc::new(Count::default());
+    let replica = crate::Replica::start(config.clone(), count.clone())
+        .await
+        .expect("start");
+    let total = crate::LOGS_KEPT_BEHIND_SNAPSHOT + 1_000;
+    let mut last = None;
+    for i in 0..total {
+        last = Some(
+            replica
+                .propose(i.to_le_bytes().to_vec())
+                .await
+                .expect("propose"),
+        );
+    }
+    tokio::time::timeout(wait, last.expect("proposed"))
+        .await
+        .expect("last proposal in time")
+        .unwrap()
+        .unwrap();
+    replica
+        .raft
+        .wait(Some(wait))
+        .metrics(|m| m.purged.is_some(), "log purged behind a snapshot")
+        .await
+        .expect("openraft purges the log behind its snapshots");
+    replica.shutdown().await;
+
+    let again = Arc::new(Count::default());
+    let replica = crate::Replica::start(config, again.clone())
+        .await
+        .expect("restart after purge");
+    assert_eq!(again.0.load(std::sync::atomic::Ordering::Relaxed), total);
+    replica.shutdown().await;
+}

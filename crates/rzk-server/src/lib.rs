@@ -1,2 +1,436 @@
-//! # rzk-server
-//! SKELETON: being written.
+//! # rzk-server: ZooKeeper clients on a tokio listener
+//!
+//! Owns clients: the listener, per-connection framing, the session table with expiry, the
+//! per-session FIFO of requests in flight, routing of replies and watch events, four-letter
+//! words. It never changes state except by proposing an entry to rzk-replication; committed
+//! entries come back through [`rzk_replication::Applier`], implemented by [`Shared`].
+//!
+//! # Layout
+//! - [`connection`]: one task per client connection (4lw or handshake, reader, writer).
+//! - [`core`]: the state machine + attached sessions behind one lock; the ordering rules.
+//! - [`expiry`]: bucketed session deadlines (pure).
+//! - [`four_letter`]: `ruok`, `srvr`, `stat`, `mntr`, `conf`, `cons`, `envi`, `wchs`, `isro`, `dirs`...
+//! - [`session_id`]: ZooKeeper-style session ids and passwords.
+//!
+//! # One write
+//! connection reader → `Core::push_write` (FIFO slot) → `Replica::propose` → log, fsync, commit →
+//! `Shared::apply` (every member, log order) → `Core::apply` → state machine → reply into the
+//! slot, watch events to their sessions → connection writer → socket.
+
+pub mod connection;
+pub mod core;
+pub mod expiry;
+pub mod four_letter;
+pub mod options;
+pub mod session_id;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rzk_proto::{ErrorCode, Request};
+use rzk_replication::{Applier, ProposeError, Replica, ReplicaConfig, Role};
+use rzk_state_machine::{Entry, EntryOp, SessionId, StateMachine};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+pub use options::{FourLetterWhitelist, ServerOptions};
+
+use crate::core::{Answered, Core};
+use crate::stats::ServerStats;
+
+/// Client connections open at once, at most. Past it new connections wait in the accept
+/// backlog: a flood of connections degrades admission, not the sessions already served.
+pub const CONNECTIONS_MAX: usize = 60_000;
+
+/// Containers and TTL nodes deleted per check, at most (`znode.container.maxPerMinute`).
+const CONTAINER_DELETIONS_PER_CHECK_MAX: usize = 10_000;
+
+pub fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("replication did not start: {0}")]
+    Replication(#[from] rzk_replication::ReplicationError),
+    #[error("cannot read the listener's address: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+struct ConnectionInfo {
+    peer: SocketAddr,
+    session_id: Option<SessionId>,
+    established_ms: i64,
+}
+
+/// Everything the connections, the timers and the apply path share.
+pub struct Shared {
+    core: Mutex<Core>,
+    pub stats: ServerStats,
+    pub options: ServerOptions,
+    replica: OnceLock<Replica>,
+    next_session_id: AtomicI64,
+    next_connection_id: AtomicU64,
+    started: Instant,
+    connections: Mutex<HashMap<u64, ConnectionInfo>>,
+    connections_per_ip: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl Shared {
+    fn new(options: ServerOptions) -> Shared {
+        let sm = StateMachine::new(options.state_machine.clone());
+        Shared {
+            core: Mutex::new(Core::new(sm, options.tick_ms)),
+            stats: ServerStats::default(),
+            next_session_id: AtomicI64::new(session_id::first_session_id(
+                options.server_id,
+                wall_clock_ms(),
+            )),
+            options,
+            replica: OnceLock::new(),
+            next_connection_id: AtomicU64::new(1),
+            started: Instant::now(),
+            connections: Mutex::new(HashMap::new()),
+            connections_per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The core lock. Held only for short, non-blocking work (no await under it).
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock means an invariant broke; carrying on would serve
+        // a state we no longer trust.
+        self.core
+            .lock()
+            .expect("core lock poisoned: an invariant failed earlier")
+    }
+
+    pub fn replica(&self) -> &Replica {
+        self.replica
+            .get()
+            .expect("replica is set before the listener accepts clients")
+    }
+
+    /// Milliseconds since this server started: the clock of session expiry.
+    pub fn monotonic_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    pub fn next_session_id(&self) -> SessionId {
+        self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn record(&self, answered: Answered) {
+        for received in answered.latencies {
+            self.stats.record_latency(received);
+        }
+    }
+
+    pub fn mode(&self) -> &'static str {
+        if self.options.standalone {
+            return "standalone";
+        }
+        match self.replica.get().map(Replica::role) {
+            Some(Role::Leader) => "leader",
+            Some(Role::Follower) => "follower",
+            _ => "looking",
+        }
+    }
+
+    /// Propose an entry for a session's pending write; a failed proposal is answered in turn.
+    pub async fn propose_for(self: &Arc<Self>, session_id: SessionId, xid: i32, entry: Entry) {
+        let fail = move |shared: &Shared, error: ProposeError| {
+            tracing::warn!(%error, "write not committed");
+            let code = match error {
+                ProposeError::NoLeader => ErrorCode::ConnectionLoss,
+                ProposeError::Storage(_) | ProposeError::ShuttingDown => ErrorCode::SystemError,
+            };
+            let answered = shared.lock().fail_write(session_id, xid, code);
+            shared.record(answered);
+        };
+        match self.replica().propose(entry.encode()).await {
+            Ok(proposal) => {
+                let shared = self.clone();
+                tokio::spawn(async move {
+                    match proposal.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => fail(&shared, error),
+                        Err(_) => fail(&shared, ProposeError::ShuttingDown),
+                    }
+                });
+            }
+            Err(error) => fail(self, error),
+        }
+    }
+
+    fn set_connection_session(&self, connection_id: u64, session_id: SessionId) {
+        if let Some(info) = self
+            .connections
+            .lock()
+            .expect("connections lock")
+            .get_mut(&connection_id)
+        {
+            info.session_id = Some(session_id);
+        }
+    }
+
+    fn connection_ip(&self, connection_id: u64) -> Option<String> {
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .get(&connection_id)
+            .map(|info| info.peer.ip().to_string())
+    }
+
+    /// `(peer, session id, established ms)` of every open connection, for `cons`/`stat`.
+    pub fn connection_list(&self) -> Vec<(SocketAddr, Option<SessionId>, i64)> {
+        let mut list: Vec<_> = self
+            .connections
+            .lock()
+            .expect("connections lock")
+            .values()
+            .map(|info| (info.peer, info.session_id, info.established_ms))
+            .collect();
+        list.sort_by_key(|entry| entry.0);
+        list
+    }
+
+    fn admit(&self, peer: SocketAddr) -> bool {
+        let limit = self.options.max_client_connections_per_ip;
+        let mut per_ip = self.connections_per_ip.lock().expect("per-ip lock");
+        let count = per_ip.entry(peer.ip()).or_insert(0);
+        if limit != 0 && *count >= limit {
+            tracing::warn!(%peer, limit, "too many connections from this address (maxClientCnxns); closing");
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn release(&self, peer: SocketAddr) {
+        let mut per_ip = self.connections_per_ip.lock().expect("per-ip lock");
+        if let Some(count) = per_ip.get_mut(&peer.ip()) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&peer.ip());
+            }
+        }
+    }
+}
+
+impl Applier for Shared {
+    fn apply(&self, index: u64, payload: &[u8]) {
+        // A committed entry that does not decode means the log or the code is broken: stop
+        // rather than diverge from the other members.
+        let entry = Entry::decode(payload)
+            .unwrap_or_else(|error| panic!("committed log entry {index} does not decode: {error}"));
+        let answered = self.lock().apply(&entry, self.monotonic_ms());
+        self.record(answered);
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.lock().sm.snapshot()
+    }
+
+    fn restore(&self, bytes: &[u8]) {
+        let sm = StateMachine::restore(self.options.state_machine.clone(), bytes).unwrap_or_else(
+            |error| panic!("snapshot passed its checksum but does not restore: {error}"),
+        );
+        let now_ms = self.monotonic_ms();
+        let mut core = self.lock();
+        core.sm = sm;
+        core.track_all_sessions(now_ms);
+    }
+}
+
+/// A running server: the listener, the timers and the replica.
+pub struct Server {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Start replication (recovering the state), then serve clients on `listener`.
+    pub async fn start(
+        options: ServerOptions,
+        replica_config: ReplicaConfig,
+        listener: TcpListener,
+    ) -> Result<Server, ServerError> {
+        let shared = Arc::new(Shared::new(options));
+        let replica = Replica::start(replica_config, shared.clone() as Arc<dyn Applier>).await?;
+        if shared.replica.set(replica).is_err() {
+            unreachable!("the replica is set once, here");
+        }
+        {
+            let now_ms = shared.monotonic_ms();
+            shared.lock().track_all_sessions(now_ms);
+        }
+        let local_addr = listener.local_addr()?;
+        let tasks = vec![
+            tokio::spawn(accept_loop(listener, shared.clone())),
+            tokio::spawn(expiry_loop(shared.clone())),
+            tokio::spawn(container_loop(shared.clone())),
+        ];
+        Ok(Server {
+            shared,
+            local_addr,
+            tasks,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stop accepting, stop the timers, then stop replication.
+    pub async fn shutdown(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let Server { shared, .. } = self;
+        match Arc::try_unwrap(shared) {
+            Ok(shared) => {
+                if let Some(replica) = shared.replica.into_inner() {
+                    replica.shutdown().await;
+                }
+            }
+            Err(_) => tracing::debug!(
+                "connections still hold the server; replication stops with the process"
+            ),
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let admission = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let Ok(permit) = admission.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(%error, "accept failed; retrying in 100 ms (raise the open-file limit if this repeats)");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if !shared.admit(peer) {
+            continue;
+        }
+        let connection_id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        shared.connections.lock().expect("connections lock").insert(
+            connection_id,
+            ConnectionInfo {
+                peer,
+                session_id: None,
+                established_ms: wall_clock_ms(),
+            },
+        );
+        shared
+            .stats
+            .alive_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            connection::serve(stream, peer, shared.clone(), connection_id).await;
+            shared
+                .connections
+                .lock()
+                .expect("connections lock")
+                .remove(&connection_id);
+            shared
+                .stats
+                .alive_connections
+                .fetch_sub(1, Ordering::Relaxed);
+            shared.release(peer);
+            drop(permit);
+        });
+    }
+}
+
+/// Once a tick, close the sessions whose deadline passed, through the log.
+async fn expiry_loop(shared: Arc<Shared>) {
+    let mut ticker =
+        tokio::time::interval(Duration::from_millis(u64::from(shared.options.tick_ms)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if !shared.options.standalone && shared.replica().role() != Role::Leader {
+            continue;
+        }
+        let expired = shared.lock().expiry.take_expired(shared.monotonic_ms());
+        for session_id in expired {
+            tracing::info!(
+                session_id = format_args!("0x{session_id:x}"),
+                "session expired"
+            );
+            let entry = Entry {
+                session_id,
+                xid: 0,
+                time_ms: wall_clock_ms(),
+                op: EntryOp::CloseSession,
+            };
+            if let Err(error) = shared.replica().propose(entry.encode()).await {
+                tracing::warn!(%error, "could not propose a session expiry; will retry next tick");
+                let mut core = shared.lock();
+                if let Some(timeout) = core.sm.session_timeout_ms(session_id) {
+                    let now = shared.monotonic_ms();
+                    core.expiry
+                        .touch(session_id, timeout.min(shared.options.tick_ms as i32), now);
+                }
+            }
+        }
+    }
+}
+
+/// The leader deletes empty containers and expired TTL nodes (ZooKeeper's ContainerManager).
+async fn container_loop(shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(
+        shared.options.container_check_interval_ms.max(100),
+    ));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if !shared.options.standalone && shared.replica().role() != Role::Leader {
+            continue;
+        }
+        let due = shared
+            .lock()
+            .sm
+            .expired_containers_and_ttls(wall_clock_ms(), CONTAINER_DELETIONS_PER_CHECK_MAX);
+        for path in due {
+            let request = Request::DeleteContainer(rzk_proto::PathRequest { path });
+            let entry = Entry {
+                session_id: 0,
+                xid: 0,
+                time_ms: wall_clock_ms(),
+                op: EntryOp::Write {
+                    auth: Vec::new(),
+                    request,
+                },
+            };
+            if let Err(error) = shared.replica().propose(entry.encode()).await {
+                tracing::warn!(%error, "could not propose a container deletion; will retry next check");
+                break;
+            }
+        }
+    }
+}

@@ -1,1 +1,55 @@
-fn main() {}
+//! The `rzk` binary: composition only. Each subcommand maps its arguments onto the library
+//! crates; nothing here holds logic a test cannot reach through a library.
+
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rzk",
+    version,
+    about = "A ZooKeeper-compatible coordination service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server in the foreground from a ZooKeeper zoo.cfg (like `zkServer.sh start-foreground`).
+    /// Without a file: standalone on client port 2181 with data in ./rzk-data.
+    Server {
+        /// An unmodified ZooKeeper zoo.cfg.
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_logging() {
+    // Quiet by default: warnings, plus rzk's few lifecycle lines. RUST_LOG overrides.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rzk=info,rzk_server=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Server { config } => server::run(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("rzk: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! One client connection: four-letter word or handshake, then a reader loop (this task) and a
+//! writer task. The reader decodes frames and hands requests to the core in order; the writer
+//! drains the connection's outbound queue, batching everything queued into one socket write.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use rzk_proto::codec::{
+    decode_connect_request, decode_request, encode_connect_response, encode_notification,
+    encode_reply,
+};
+use rzk_proto::frame::{four_letter_word, next_frame};
+use rzk_proto::{ConnectRequest, ConnectResponse, ErrorCode, Id, Request, Response};
+use rzk_state_machine::{Entry, EntryOp, SessionId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify, Semaphore};
+
+use crate::core::{Outbound, OUTBOUND_MESSAGES_MAX};
+use crate::session_id::password;
+use crate::Shared;
+
+/// Requests one connection may have in flight (read but not answered). Past it the reader
+/// stops reading the socket, so a flooding client slows itself down and nobody else.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 1_000;
+
+/// The writer sends at most this many bytes per socket write when batching.
+const WRITE_BATCH_BYTES_MAX: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectionEnd {
+    #[error("client closed the connection")]
+    Eof,
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("bad packet: {0}")]
+    Protocol(String),
+    #[error("stopped by the server: {0}")]
+    Stopped(&'static str),
+}
+
+pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, connection_id: u64) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let mut buffer = BytesMut::with_capacity(16 * 1024);
+    let result = async {
+        // A fresh connection's first 4 bytes are either a four-letter word or a length.
+        while buffer.len() < 4 {
+            if reader.read_buf(&mut buffer).await? == 0 {
+                return Err(ConnectionEnd::Eof);
+            }
+        }
+        let first = [buffer[0], buffer[1], buffer[2], buffer[3]];
+        if let Some(command) = four_letter_word(first) {
+            let text = crate::four_letter::answer(&shared, command);
+            writer.write_all(text.as_bytes()).await?;
+            let _ = writer.shutdown().await;
+            return Ok(());
+        }
+        let (session_id, request) =
+            handshake(&mut reader, &mut writer, &mut buffer, &shared, peer).await?;
+        run_session(
+            reader,
+            writer,
+            buffer,
+            &shared,
+            session_id,
+            request,
+            connection_id,
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(()) | Err(ConnectionEnd::Eof) => tracing::debug!(%peer, "connection closed"),
+        Err(end) => tracing::debug!(%peer, %end, "connection ended"),
+    }
+}
+
+async fn read_frame(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut BytesMut,
+    max: u32,
+) -> Result<BytesMut, ConnectionEnd> {
+    loop {
+        match next_frame(buffer, max) {
+            Ok(Some((body, consumed))) => {
+                let mut frame = buffer.split_to(consumed);
+                frame.advance(body.start);
+                return Ok(frame);
+            }
+            Ok(None) => {
+                if reader.read_buf(buffer).await? == 0 {
+                    return Err(ConnectionEnd::Eof);
+                }
+            }
+            Err(error) => return Err(ConnectionEnd::Protocol(error.to_string())),
+        }
+    }
+}
+
+/// Answer the ConnectRequest: a new session through the log, or a reattach to a live one.
+async fn handshake(
+    reader: &mut OwnedReadHalf,
+    writer: &mut OwnedWriteHalf,
+    buffer: &mut BytesMut,
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+) -> Result<(SessionId, ConnectRequest), ConnectionEnd> {
+    let frame = read_frame(reader, buffer, shared.options.jute_max_buffer).await?;
+    let request = decode_connect_request(&frame)
+        .map_err(|e| ConnectionEnd::Protocol(format!("connect request: {e}")))?;
+    let last_zxid = shared.lock().sm.last_zxid();
+    if request.last_zxid_seen > last_zxid {
+        tracing::info!(%peer, client_zxid = request.last_zxid_seen, server_zxid = last_zxid,
+            "refusing session: the client has seen a newer zxid than this server; it must try another server");
+        return Err(ConnectionEnd::Stopped("client is ahead of this server"));
+    }
+    let timeout_ms = shared.options.negotiate_timeout(request.timeout_ms);
+    let session_id = if request.session_id == 0 {
+        create_session(shared, timeout_ms).await?
+    } else {
+        let valid = request.password.as_slice() == password(request.session_id)
+            && shared
+                .lock()
+                .sm
+                .session_timeout_ms(request.session_id)
+                .is_some();
+        if !valid {
+            let expired = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                password: vec![0; 16],
+                read_only: request.read_only.map(|_| false),
+            };
+            let mut out = Vec::new();
+            encode_connect_response(&expired, &mut out);
+            writer.write_all(&out).await?;
+            let _ = writer.shutdown().await;
+            return Err(ConnectionEnd::Stopped("session expired or unknown"));
+        }
+        shared
+            .lock()
+            .expiry
+            .touch(request.session_id, timeout_ms, shared.monotonic_ms());
+        request.session_id
+    };
+    let response = ConnectResponse {
+        protocol_version: 0,
+        timeout_ms,
+        session_id,
+        password: password(session_id).to_vec(),
+        read_only: request.read_only.map(|_| false),
+    };
+    let mut out = Vec::new();
+    encode_connect_response(&response, &mut out);
+    writer.write_all(&out).await?;
+    Ok((session_id, request))
+}
+
+async fn create_session(shared: &Arc<Shared>, timeout_ms: i32) -> Result<SessionId, ConnectionEnd> {
+    let session_id = shared.next_session_id();
+    let entry = Entry {
+        session_id,
+        xid: 0,
+        time_ms: crate::wall_clock_ms(),
+        op: EntryOp::CreateSession { timeout_ms },
+    };
+    let proposal = shared
+        .replica()
+        .propose(entry.encode())
+        .await
+        .map_err(|_| ConnectionEnd::Stopped("no quorum to create a session"))?;
+    match proposal.await {
+        Ok(Ok(_)) => Ok(session_id),
+        _ => Err(ConnectionEnd::Stopped("session creation was not committed")),
+    }
+}
+
+async fn run_session(
+    mut reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    mut buffer: BytesMut,
+    shared: &Arc<Shared>,
+    session_id: SessionId,
+    _connect: ConnectRequest,
+    connection_id: u64,
+) -> Result<(), ConnectionEnd> {
+    let (out_tx, out_rx) = mpsc::channel(OUTBOUND_MESSAGES_MAX);
+    let kill = Arc::new(Notify::new());
+    let permits = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
+    shared
+        .lock()
+        .attach(session_id, connection_id, out_tx, kill.clone());
+    shared.set_connection_session(connection_id, session_id);
+    let writer_task = tokio::spawn(write_loop(writer, out_rx, permits.clone(), shared.clone()));
+    let peer_ip = shared.connection_ip(connection_id);
+    // Like ZooKeeper, every connection is authenticated as `ip:<address>` from the start.
+    let auth = peer_ip
+        .iter()
+        .map(|ip| Id {
+            scheme: "ip".to_string(),
+            id: ip.clone(),
+        })
+        .collect();
+    let mut session = SessionReader {
+        shared: shared.clone(),
+        session_id,
+        auth,
+        peer_ip,
+    };
+    let result = loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut reader, &mut buffer, shared.options.jute_max_buffer) => frame,
+            () = kill.notified() => break Err(ConnectionEnd::Stopped("replaced by a newer connection or too slow")),
+        };
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(end) => break Err(end),
+        };
+        let Ok(permit) = permits.acquire().await else {
+            break Err(ConnectionEnd::Stopped("shutting down"));
+        };
+        permit.forget();
+        shared
+            .stats
+            .packets_received
+            .fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .outstanding_requests
+            .fetch_add(1, Ordering::Relaxed);
+        if let Err(end) = session.handle(&frame).await {
+            break Err(end);
+        }
+    };
+    shared.lock().detach(session_id, connection_id);
+    // Let the writer flush what is queued (a closeSession reply), bounded.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer_task).await;
+    result
+}
+
+struct SessionReader {
+    shared: Arc<Shared>,
+    session_id: SessionId,
+    auth: Vec<Id>,
+    peer_ip: Option<String>,
+}
+
+impl SessionReader {
+    async fn handle(&mut self, frame: &[u8]) -> Result<(), ConnectionEnd> {
+        let received = Instant::now();
+        let now_ms = self.shared.monotonic_ms();
+        let (header, request) = match decode_request(frame) {
+            Ok(decoded) => decoded,
+            Err((Some(header), rzk_proto::codec::DecodeError::UnknownOpcode { op })) => {
+                tracing::debug!(op, "unknown opcode; answering Unimplemented");
+                let answered = {
+                    let mut core = self.shared.lock();
+                    core.expiry.touch_known(self.session_id, now_ms);
+                    core.push_ready(
+                        self.session_id,
+                        header.xid,
+                        received,
+                        Err(ErrorCode::Unimplemented),
+                    )
+                };
+                self.shared.record(answered);
+                return Ok(());
+            }
+            Err((_, error)) => return Err(ConnectionEnd::Protocol(error.to_string())),
+        };
+        let xid = header.xid;
+        if request.is_write() || request == Request::CloseSession {
+            let op = if request == Request::CloseSession {
+                EntryOp::CloseSession
+            } else {
+                EntryOp::Write {
+                    auth: self.auth.clone(),
+                    request,
+                }
+            };
+            {
+                let mut core = self.shared.lock();
+                core.expiry.touch_known(self.session_id, now_ms);
+                core.push_write(self.session_id, xid, received);
+            }
+            let entry = Entry {
+                session_id: self.session_id,
+                xid,
+                time_ms: crate::wall_clock_ms(),
+                op,
+            };
+            self.shared.propose_for(self.session_id, xid, entry).await;
+            return Ok(());
+        }
+        let reply = match &request {
+            Request::Auth(packet) => Some(self.add_auth(packet)),
+            Request::Sasl(_) => Some(Err(ErrorCode::Unimplemented)),
+            Request::Reconfig(_) => Some(Err(if self.shared.options.standalone {
+                ErrorCode::Unimplemented
+            } else {
+                ErrorCode::ReconfigDisabled
+            })),
+            _ => None,
+        };
+        let auth_failed = matches!(reply, Some(Err(ErrorCode::AuthFailed)));
+        let answered = {
+            let mut core = self.shared.lock();
+            core.expiry.touch_known(self.session_id, now_ms);
+            match reply {
+                Some(reply) => core.push_ready(self.session_id, xid, received, reply),
+                None => core.push_read(self.session_id, xid, received, request, self.auth.clone()),
+            }
+        };
+        self.shared.record(answered);
+        if auth_failed {
+            // ZooKeeper answers AuthFailed, then closes the connection.
+            let mut core = self.shared.lock();
+            core.close_after_flush(self.session_id);
+        }
+        Ok(())
+    }
+
+    fn add_auth(&mut self, packet: &rzk_proto::AuthPacket) -> rzk_proto::Reply {
+        let super_digest = self.shared.options.state_machine.super_digest.as_deref();
+        let ids = rzk_state_machine::auth_ids_for(
+            &packet.scheme,
+            &packet.auth,
+            self.peer_ip.as_deref(),
+            super_digest,
+        )?;
+        for id in ids {
+            if !self.auth.contains(&id) {
+                // Added ids go before the connection's own `ip` id, the order whoAmI shows.
+                let position = self
+                    .auth
+                    .iter()
+                    .position(|existing| existing.scheme == "ip")
+                    .unwrap_or(self.auth.len());
+                self.auth.insert(position, id);
+            }
+        }
+        Ok(Response::Empty)
+    }
+}
+
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Outbound>,
+    permits: Arc<Semaphore>,
+    shared: Arc<Shared>,
+) {
+    let mut out = Vec::with_capacity(64 * 1024);
+    while let Some(first) = queue.recv().await {
+        let mut close = false;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Outbound::Reply { xid, zxid, reply } => {
+                    encode_reply(xid, zxid, &reply, &mut out);
+                    permits.add_permits(1);
+                    shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .stats
+                        .outstanding_requests
+                        .fetch_sub(1, Ordering::Relaxed);
+                }
+                Outbound::Notification(notification) => {
+                    encode_notification(notification.zxid, &notification.event, &mut out);
+                    shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Outbound::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            if out.len() < WRITE_BATCH_BYTES_MAX {
+                next = queue.try_recv().ok();
+            }
+        }
+        if writer.write_all(&out).await.is_err() {
+            return;
+        }
+        out.clear();
+        if close {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
+}

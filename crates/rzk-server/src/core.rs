@@ -1,0 +1,344 @@
+//! The core: the state machine and the sessions attached to this member, behind one lock.
+//!
+//! Ordering rules (ZooKeeper's `CommitProcessor` constraints, kept here in one place):
+//! 1. Replies to one session leave in request order. Each attached session has a FIFO of
+//!    [`Pending`] requests; only the head may be answered.
+//! 2. A read waits behind its own session's pending writes, and runs on the state machine
+//!    between applies (under this lock), so it sees every write its session made before it.
+//! 3. Watch events are pushed to a session's outbound queue at apply time, under the same lock
+//!    as reads, so a client sees an event before any reply that reflects the change, and the
+//!    requester sees events its write fired before that write's reply.
+//!
+//! Nothing here blocks or awaits: outbound queues are bounded and `try_send`; a client that
+//! lets its queue fill is disconnected (see [`OUTBOUND_MESSAGES_MAX`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rzk_proto::{ErrorCode, Id, Reply, Request};
+use rzk_state_machine::{Applied, Entry, EntryOp, Notification, SessionId, StateMachine};
+use tokio::sync::{mpsc, Notify};
+
+use crate::expiry::ExpiryTracker;
+
+/// Messages queued for one connection, at most this many. A client that stops reading its
+/// socket while it has this many replies and events waiting is disconnected rather than
+/// letting the server buffer without bound.
+pub const OUTBOUND_MESSAGES_MAX: usize = 100_000;
+
+/// What a connection's writer sends, in queue order.
+#[derive(Debug)]
+pub enum Outbound {
+    Reply {
+        xid: i32,
+        zxid: i64,
+        reply: Reply,
+    },
+    Notification(Notification),
+    /// Flush what is queued, then close the socket.
+    Close,
+}
+
+/// One request of a session that has not been answered yet.
+#[derive(Debug)]
+enum Pending {
+    /// Proposed to the log; `result` is filled at apply (or when the proposal failed).
+    Write {
+        xid: i32,
+        received: Instant,
+        result: Option<(i64, Reply)>,
+    },
+    /// A read waiting for the writes before it.
+    Read {
+        xid: i32,
+        received: Instant,
+        request: Request,
+        auth: Vec<Id>,
+    },
+    /// Already answered (ping, auth, unknown opcode...), waiting for its turn.
+    Ready {
+        xid: i32,
+        received: Instant,
+        reply: Reply,
+    },
+    /// Close the connection once everything before it is answered (after AuthFailed).
+    Close,
+}
+
+/// A session with a connection on this member.
+pub struct Attached {
+    pub connection_id: u64,
+    out: mpsc::Sender<Outbound>,
+    /// Tells the connection to stop (replaced by a newer connection, or the client is too slow).
+    kill: Arc<Notify>,
+    pending: VecDeque<Pending>,
+}
+
+/// The state behind the core lock.
+pub struct Core {
+    pub sm: StateMachine,
+    pub expiry: ExpiryTracker,
+    attached: HashMap<SessionId, Attached>,
+}
+
+/// Side effects of core operations that must happen outside the lock (statistics).
+#[derive(Default)]
+pub struct Answered {
+    pub latencies: Vec<Instant>,
+}
+
+impl Core {
+    pub fn new(sm: StateMachine, tick_ms: u32) -> Core {
+        Core {
+            sm,
+            expiry: ExpiryTracker::new(tick_ms),
+            attached: HashMap::new(),
+        }
+    }
+
+    pub fn attached_count(&self) -> usize {
+        self.attached.len()
+    }
+
+    /// Attach a connection to a session, replacing (and stopping) any older connection of it.
+    pub fn attach(
+        &mut self,
+        session_id: SessionId,
+        connection_id: u64,
+        out: mpsc::Sender<Outbound>,
+        kill: Arc<Notify>,
+    ) {
+        let fresh = Attached {
+            connection_id,
+            out,
+            kill,
+            pending: VecDeque::new(),
+        };
+        if let Some(old) = self.attached.insert(session_id, fresh) {
+            old.kill.notify_one();
+            self.sm.drop_watches(session_id);
+        }
+    }
+
+    /// Detach a connection that went away (only if it is still the session's current one).
+    pub fn detach(&mut self, session_id: SessionId, connection_id: u64) {
+        if self
+            .attached
+            .get(&session_id)
+            .is_some_and(|a| a.connection_id == connection_id)
+        {
+            self.attached.remove(&session_id);
+            self.sm.drop_watches(session_id);
+        }
+    }
+
+    /// Queue a write that is about to be proposed.
+    pub fn push_write(&mut self, session_id: SessionId, xid: i32, received: Instant) {
+        if let Some(attached) = self.attached.get_mut(&session_id) {
+            attached.pending.push_back(Pending::Write {
+                xid,
+                received,
+                result: None,
+            });
+        }
+    }
+
+    /// Queue an already computed reply behind the session's pending requests.
+    pub fn push_ready(
+        &mut self,
+        session_id: SessionId,
+        xid: i32,
+        received: Instant,
+        reply: Reply,
+    ) -> Answered {
+        if let Some(attached) = self.attached.get_mut(&session_id) {
+            attached.pending.push_back(Pending::Ready {
+                xid,
+                received,
+                reply,
+            });
+        }
+        self.flush(session_id)
+    }
+
+    /// Serve a read now if nothing of this session is pending, else queue it.
+    pub fn push_read(
+        &mut self,
+        session_id: SessionId,
+        xid: i32,
+        received: Instant,
+        request: Request,
+        auth: Vec<Id>,
+    ) -> Answered {
+        if let Some(attached) = self.attached.get_mut(&session_id) {
+            attached.pending.push_back(Pending::Read {
+                xid,
+                received,
+                request,
+                auth,
+            });
+        }
+        self.flush(session_id)
+    }
+
+    /// Close the session's connection once everything queued before now is answered.
+    pub fn close_after_flush(&mut self, session_id: SessionId) {
+        if let Some(attached) = self.attached.get_mut(&session_id) {
+            attached.pending.push_back(Pending::Close);
+        }
+        self.flush(session_id);
+    }
+
+    /// A proposal failed before it was applied: answer it with `code` in its turn.
+    pub fn fail_write(&mut self, session_id: SessionId, xid: i32, code: ErrorCode) -> Answered {
+        let zxid = self.sm.last_zxid();
+        self.complete_write(session_id, xid, zxid, Err(code))
+    }
+
+    fn complete_write(
+        &mut self,
+        session_id: SessionId,
+        xid: i32,
+        zxid: i64,
+        reply: Reply,
+    ) -> Answered {
+        let Some(attached) = self.attached.get_mut(&session_id) else {
+            return Answered::default();
+        };
+        let slot = attached
+            .pending
+            .iter_mut()
+            .find_map(|pending| match pending {
+                Pending::Write {
+                    xid: pending_xid,
+                    result,
+                    ..
+                } if *pending_xid == xid && result.is_none() => Some(result),
+                _ => None,
+            });
+        match slot {
+            Some(result) => *result = Some((zxid, reply)),
+            // The connection that proposed it is gone (the session reattached elsewhere).
+            None => return Answered::default(),
+        }
+        self.flush(session_id)
+    }
+
+    /// Answer the head of a session's queue for as long as it can be answered.
+    fn flush(&mut self, session_id: SessionId) -> Answered {
+        let mut answered = Answered::default();
+        let Some(attached) = self.attached.get_mut(&session_id) else {
+            return answered;
+        };
+        let mut notifications = Vec::new();
+        let mut outbound = Vec::new();
+        while let Some(head) = attached.pending.front() {
+            if matches!(head, Pending::Write { result: None, .. }) {
+                break;
+            }
+            let Some(head) = attached.pending.pop_front() else {
+                break;
+            };
+            match head {
+                Pending::Write {
+                    xid,
+                    received,
+                    result,
+                } => {
+                    let (zxid, reply) = result.expect("checked above: the write has its result");
+                    answered.latencies.push(received);
+                    outbound.push(Outbound::Reply { xid, zxid, reply });
+                }
+                Pending::Ready {
+                    xid,
+                    received,
+                    reply,
+                } => {
+                    answered.latencies.push(received);
+                    outbound.push(Outbound::Reply {
+                        xid,
+                        zxid: self.sm.last_zxid(),
+                        reply,
+                    });
+                }
+                Pending::Close => outbound.push(Outbound::Close),
+                Pending::Read {
+                    xid,
+                    received,
+                    request,
+                    auth,
+                } => {
+                    let reply = self
+                        .sm
+                        .read(session_id, &auth, &request, &mut notifications);
+                    for notification in notifications.drain(..) {
+                        outbound.push(Outbound::Notification(notification));
+                    }
+                    answered.latencies.push(received);
+                    outbound.push(Outbound::Reply {
+                        xid,
+                        zxid: self.sm.last_zxid(),
+                        reply,
+                    });
+                }
+            }
+        }
+        for message in outbound {
+            self.send(session_id, message);
+        }
+        answered
+    }
+
+    /// Queue one message for a session's connection; a full queue disconnects the client.
+    fn send(&mut self, session_id: SessionId, message: Outbound) {
+        let Some(attached) = self.attached.get(&session_id) else {
+            return;
+        };
+        if attached.out.try_send(message).is_err() {
+            tracing::warn!(
+                session_id = format_args!("0x{session_id:x}"),
+                limit = OUTBOUND_MESSAGES_MAX,
+                "client is not reading its replies; closing its connection"
+            );
+            attached.kill.notify_one();
+            let connection_id = attached.connection_id;
+            self.detach(session_id, connection_id);
+        }
+    }
+
+    /// Apply one committed entry and route what it produced.
+    pub fn apply(&mut self, entry: &Entry, now_ms: i64) -> Answered {
+        let applied: Applied = self.sm.apply(entry);
+        match &entry.op {
+            EntryOp::CreateSession { timeout_ms } => {
+                if applied.reply.is_ok() {
+                    self.expiry.touch(entry.session_id, *timeout_ms, now_ms);
+                }
+            }
+            EntryOp::CloseSession | EntryOp::Write { .. } => {}
+        }
+        for notification in applied.notifications {
+            let session_id = notification.session_id;
+            self.send(session_id, Outbound::Notification(notification));
+        }
+        let answered =
+            self.complete_write(entry.session_id, entry.xid, applied.zxid, applied.reply);
+        for session_id in applied.closed_sessions {
+            self.expiry.remove(session_id);
+            if self.attached.contains_key(&session_id) {
+                self.send(session_id, Outbound::Close);
+                self.attached.remove(&session_id);
+                self.sm.drop_watches(session_id);
+            }
+        }
+        answered
+    }
+
+    /// After a restore, every session gets a fresh full timeout (as a new ZooKeeper leader does).
+    pub fn track_all_sessions(&mut self, now_ms: i64) {
+        for (session_id, timeout_ms) in self.sm.sessions() {
+            self.expiry.touch(session_id, timeout_ms, now_ms);
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Four-letter words on the client port (`ruok`, `srvr`, `stat`, `mntr`...), answered in
+//! ZooKeeper's text formats (`server/command/*.java`, `ServerStats.toString`), gated by
+//! `4lw.commands.whitelist`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use crate::Shared;
+
+/// What `srvr`/`envi`/`mntr` report as the ZooKeeper version: the protocol level rzk serves,
+/// then rzk's own version (kazoo reads the leading digits to pick features).
+pub fn version() -> String {
+    format!(
+        "3.9.0-rzk-{}, built on {}",
+        env!("CARGO_PKG_VERSION"),
+        "rzk"
+    )
+}
+
+pub fn answer(shared: &Shared, command: &str) -> String {
+    if !shared.options.four_letter_words.allows(command) {
+        return format!("{command} is not executed because it is not in the whitelist.\n");
+    }
+    let serving = shared.options.standalone || shared.mode() != "looking";
+    if !serving && !matches!(command, "ruok" | "conf" | "envi" | "isro" | "dirs") {
+        return "This ZooKeeper instance is not currently serving requests\n".to_string();
+    }
+    match command {
+        "ruok" => "imok".to_string(),
+        "srvr" => server_stats(shared, false),
+        "stat" => server_stats(shared, true),
+        "conf" => configuration(shared),
+        "cons" => connections(shared),
+        "envi" => environment(shared),
+        "mntr" => monitor(shared),
+        "wchs" => watch_summary(shared),
+        "wchc" | "wchp" => format!("{}\n", watch_summary(shared).trim_end()),
+        "isro" => "rw".to_string(),
+        "dirs" => directories(shared),
+        "crst" => "Connection stats reset.\n".to_string(),
+        "srst" => {
+            shared.stats.reset();
+            "Server stats reset.\n".to_string()
+        }
+        "dump" => dump(shared),
+        "gtmk" => "0\n".to_string(),
+        _ => format!("{command} is not supported by rzk.\n"),
+    }
+}
+
+fn java_double(value: f64) -> String {
+    if value.fract() == 0.0 {
+        format!("{value:.1}")
+    } else {
+        let text = format!("{value:.4}");
+        text.trim_end_matches('0').to_string()
+    }
+}
+
+fn server_stats(shared: &Shared, with_clients: bool) -> String {
+    let latency = shared.stats.latency();
+    let (zxid, nodes) = {
+        let core = shared.lock();
+        (core.sm.last_zxid(), core.sm.counts().znodes)
+    };
+    let mut text = String::new();
+    let _ = writeln!(text, "Zookeeper version: {}", version());
+    if with_clients {
+        text.push_str("Clients:\n");
+        for (peer, _, _) in shared.connection_list() {
+            let _ = writeln!(text, " /{peer}[1](queued=0,recved=0,sent=0)");
+        }
+        text.push('\n');
+    }
+    let _ = writeln!(
+        text,
+        "Latency min/avg/max: {}/{}/{}",
+        latency.min_ms.round() as i64,
+        java_double(latency.avg_ms),
+        latency.max_ms.round() as i64
+    );
+    let _ = writeln!(
+        text,
+        "Received: {}",
+        shared.stats.packets_received.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        text,
+        "Sent: {}",
+        shared.stats.packets_sent.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        text,
+        "Connections: {}",
+        shared.stats.alive_connections.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        text,
+        "Outstanding: {}",
+        shared
+            .stats
+            .outstanding_requests
+            .load(Ordering::Relaxed)
+            .max(0)
+    );
+    let _ = writeln!(text, "Zxid: 0x{zxid:x}");
+    let _ = writeln!(text, "Mode: {}", shared.mode());
+    let _ = writeln!(text, "Node count: {nodes}");
+    text
+}
+
+fn directory_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path.join("version-2")) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn configuration(shared: &Shared) -> String {
+    let options = &shared.options;
+    let mut text = String::new();
+    let _ = writeln!(text, "clientPort={}", options.client_port);
+    let _ = writeln!(text, "secureClientPort=-1");
+    let _ = writeln!(text, "dataDir={}/version-2", options.data_dir.display());
+    let _ = writeln!(text, "dataDirSize={}", directory_size(&options.data_dir));
+    let _ = writeln!(
+        text,
+        "dataLogDir={}/version-2",
+        options.data_log_dir.display()
+    );
+    let _ = writeln!(
+        text,
+        "dataLogSize={}",
+        directory_size(&options.data_log_dir)
+    );
+    let _ = writeln!(text, "tickTime={}", options.tick_ms);
+    let _ = writeln!(
+        text,
+        "maxClientCnxns={}",
+        options.max_client_connections_per_ip
+    );
+    let _ = writeln!(text, "minSessionTimeout={}", options.min_session_timeout_ms);
+    let _ = writeln!(text, "maxSessionTimeout={}", options.max_session_timeout_ms);
+    let _ = writeln!(text, "clientPortListenBacklog=-1");
+    let _ = writeln!(text, "serverId={}", options.server_id);
+    for (key, value) in &options.conf_lines {
+        let _ = writeln!(text, "{key}={value}");
+    }
+    text
+}
+
+fn connections(shared: &Shared) -> String {
+    let mut text = String::new();
+    for (peer, session_id, established_ms) in shared.connection_list() {
+        let session = session_id
+            .map(|id| format!("0x{id:x}"))
+            .unwrap_or_else(|| "0x0".to_string());
+        let _ = writeln!(
+            text,
+            " /{peer}[1](queued=0,recved=0,sent=0,sid={session},est={established_ms})"
+        );
+    }
+    text.push('\n');
+    text
+}
+
+fn environment(shared: &Shared) -> String {
+    let mut text = String::from("Environment:\n");
+    let _ = writeln!(text, "zookeeper.version={}", version());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let _ = writeln!(text, "host.name={}", host.trim());
+    let _ = writeln!(text, "rzk.version={}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(text, "os.name={}", std::env::consts::OS);
+    let _ = writeln!(text, "os.arch={}", std::env::consts::ARCH);
+    let _ = writeln!(
+        text,
+        "user.name={}",
+        std::env::var("USER").unwrap_or_default()
+    );
+    let _ = writeln!(
+        text,
+        "user.home={}",
+        std::env::var("HOME").unwrap_or_default()
+    );
+    let dir = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let _ = writeln!(text, "user.dir={dir}");
+    let _ = writeln!(text, "server.id={}", shared.options.server_id);
+    text
+}
+
+fn open_file_descriptors() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| dir.count() as u64)
+        .unwrap_or(0)
+}
+
+fn max_file_descriptors() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(0)
+}
+
+fn monitor(shared: &Shared) -> String {
+    let latency = shared.stats.latency();
+    let counts = shared.lock().sm.counts();
+    let mut text = String::new();
+    let mut line = |key: &str, value: String| {
+        let _ = writeln!(text, "zk_{key}\t{value}");
+    };
+    line("version", version());
+    line("server_state", shared.mode().to_string());
+    line("avg_latency", java_double(latency.avg_ms));
+    line("max_latency", (latency.max_ms.round() as i64).to_string());
+    line("min_latency", (latency.min_ms.round() as i64).to_string());
+    line(
+        "packets_received",
+        shared
+            .stats
+            .packets_received
+            .load(Ordering::Relaxed)
+            .to_string(),
+    );
+    line(
+        "packets_sent",
+        shared
+            .stats
+            .packets_sent
+            .load(Ordering::Relaxed)
+            .to_string(),
+    );
+    line(
+        "num_alive_connections",
+        shared
+            .stats
+            .alive_connections
+            .load(Ordering::Relaxed)
+            .to_string(),
+    );
+    line(
+        "outstanding_requests",
+        shared
+            .stats
+            .outstanding_requests
+            .load(Ordering::Relaxed)
+            .max(0)
+            .to_string(),
+    );
+    line("znode_count", counts.znodes.to_string());
+    line("watch_count", counts.watches.to_string());
+    line("ephemerals_count", counts.ephemerals.to_string());
+    line(
+        "approximate_data_size",
+        counts.approximate_data_size.to_string(),
+    );
+    line("global_sessions", counts.sessions.to_string());
+    line(
+        "open_file_descriptor_count",
+        open_file_descriptors().to_string(),
+    );
+    line(
+        "max_file_descriptor_count",
+        max_file_descriptors().to_string(),
+    );
+    line(
+        "uptime",
+        shared.stats.started.elapsed().as_millis().to_string(),
+    );
+    text
+}
+
+fn watch_summary(shared: &Shared) -> String {
+    let counts = shared.lock().sm.counts();
+    format!(
+        "{} connections watching {} paths\nTotal watches:{}\n",
+        counts.watching_sessions, counts.watched_paths, counts.watches
+    )
+}
+
+fn directories(shared: &Shared) -> String {
+    format!(
+        "datadir_size: {}\nlogdir_size: {}\n",
+        directory_size(&shared.options.data_dir),
+        directory_size(&shared.options.data_log_dir)
+    )
+}
+
+fn dump(shared: &Shared) -> String {
+    let sessions = shared.lock().sm.sessions();
+    let mut text = String::from("SessionTracker dump:\n");
+    let _ = writeln!(text, "Global Sessions({}):", sessions.len());
+    for (session_id, timeout_ms) in sessions {
+        let _ = writeln!(text, "0x{session_id:x}\t{timeout_ms}ms");
+    }
+    text.push_str("ephemeral nodes dump:\n");
+    text
+}

@@ -1,0 +1,122 @@
+//! `rzk server [zoo.cfg]`: map a ZooKeeper configuration onto the server and replica, run
+//! until SIGTERM/SIGINT, then shut down cleanly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use rzk_config::{Config, FourLetterWordWhitelist};
+use rzk_replication::ReplicaConfig;
+use rzk_server::{FourLetterWhitelist, Server, ServerOptions};
+
+pub fn run(config_path: Option<PathBuf>) -> Result<(), String> {
+    let config = match &config_path {
+        Some(path) => Config::from_file(path).map_err(|error| error.to_string())?,
+        None => Config::embedded_default(rzk_config::DEFAULT_EMBEDDED_DATA_DIR),
+    };
+    for dir in [&config.data_dir, &config.data_log_dir] {
+        std::fs::create_dir_all(dir).map_err(|error| {
+            format!("cannot create data directory {}: {error}; create it or point dataDir/dataLogDir elsewhere", dir.display())
+        })?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(serve(config))
+}
+
+fn server_options(config: &Config) -> ServerOptions {
+    let four_letter_words = match &config.four_letter_words {
+        FourLetterWordWhitelist::All => FourLetterWhitelist::All,
+        FourLetterWordWhitelist::Only(set) => {
+            FourLetterWhitelist::Only(set.iter().cloned().collect::<BTreeSet<_>>())
+        }
+    };
+    let conf_lines = if config.is_standalone() {
+        Vec::new()
+    } else {
+        vec![
+            ("initLimit".to_string(), config.init_limit_ticks.to_string()),
+            ("syncLimit".to_string(), config.sync_limit_ticks.to_string()),
+        ]
+    };
+    ServerOptions {
+        server_id: config.my_id.unwrap_or(1),
+        standalone: config.is_standalone(),
+        tick_ms: config.tick_time_ms,
+        min_session_timeout_ms: i32::try_from(config.min_session_timeout_ms).unwrap_or(i32::MAX),
+        max_session_timeout_ms: i32::try_from(config.max_session_timeout_ms).unwrap_or(i32::MAX),
+        max_client_connections_per_ip: config.max_client_cnxns,
+        four_letter_words,
+        jute_max_buffer: config.jute_max_buffer_bytes,
+        state_machine: rzk_state_machine::Options {
+            extended_types_enabled: config.extended_types_enabled,
+            super_digest: config.super_digest.clone(),
+            skip_acl: config.skip_acl,
+        },
+        container_check_interval_ms: config
+            .properties
+            .get("znode.container.checkIntervalMs")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(60_000),
+        client_port: config.client_port,
+        data_dir: config.data_dir.clone(),
+        data_log_dir: config.data_log_dir.clone(),
+        conf_lines,
+    }
+}
+
+fn replica_config(config: &Config) -> ReplicaConfig {
+    let node_id = config.my_id.unwrap_or(1);
+    let members: BTreeMap<u64, String> = if config.is_standalone() {
+        BTreeMap::from([(node_id, "127.0.0.1:0".to_string())])
+    } else {
+        config
+            .participants()
+            .map(|spec| (spec.id, format!("{}:{}", spec.host, spec.quorum_port)))
+            .collect()
+    };
+    ReplicaConfig {
+        node_id,
+        members,
+        log_dir: Some(config.data_log_dir.clone()),
+        snapshot_dir: Some(config.data_dir.clone()),
+        force_sync: config.force_sync,
+        snap_count: config.snap_count,
+        tick_ms: u64::from(config.tick_time_ms),
+        init_limit: u64::from(config.init_limit_ticks),
+        sync_limit: u64::from(config.sync_limit_ticks),
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let address = config.client_bind_address();
+    let listener = tokio::net::TcpListener::bind(&address).await.map_err(|error| {
+        format!("cannot listen on {address}: {error}; is another ZooKeeper or rzk using clientPort {}?", config.client_port)
+    })?;
+    let server = Server::start(server_options(&config), replica_config(&config), listener)
+        .await
+        .map_err(|error| error.to_string())?;
+    tracing::info!(
+        address = %server.local_addr(),
+        data_dir = %config.data_dir.display(),
+        mode = server.shared().mode(),
+        "rzk serving"
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -749,3 +749,11 @@ fn whitelist_warns_about_unknown_words_and_missing_srvr() {
     );
     assert!(warnings.contains("does not include srvr"), "{warnings}");
 }
+
+#[test]
+fn rzk_sample_config_parses_without_warnings() {
+    let config = parse(include_str!("../../../conf/zoo_sample.cfg")).unwrap();
+    assert_eq!((config.tick_time_ms, config.client_port), (2000, 2181));
+    assert!(config.is_standalone());
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}

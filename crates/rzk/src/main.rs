@@ -1,6 +1,7 @@
 //! The `rzk` binary: composition only. Each subcommand maps its arguments onto the library
 //! crates; nothing here holds logic a test cannot reach through a library.
 
+mod cleanup;
 mod server;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ enum Command {
         /// An unmodified ZooKeeper zoo.cfg.
         config: Option<PathBuf>,
     },
+    /// Delete old snapshots and log segments, keeping the N newest snapshots (zkCleanup.sh).
+    Cleanup(cleanup::CleanupArgs),
 }
 
 fn init_logging() {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Server { config } => server::run(config),
+        Command::Cleanup(args) => cleanup::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,9 @@ use rzk_server::{FourLetterWhitelist, Server, ServerOptions};
 
 pub fn run(config_path: Option<PathBuf>) -> Result<(), String> {
     let config = match &config_path {
-        Some(path) => Config::from_file(path).map_err(|error| error.to_string())?,
+        Some(path) => {
+            Config::from_file(path).map_err(|error| format!("{}: {error}", path.display()))?
+        }
         None => Config::embedded_default(rzk_config::DEFAULT_EMBEDDED_DATA_DIR),
     };
     for dir in [&config.data_dir, &config.data_log_dir] {
@@ -103,7 +105,11 @@ async fn serve(config: Config) -> Result<(), String> {
         mode = server.shared().mode(),
         "rzk serving"
     );
+    let purge = autopurge(&config);
     wait_for_signal().await;
+    if let Some(task) = purge {
+        task.abort();
+    }
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
@@ -119,4 +125,37 @@ async fn wait_for_signal() {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// `autopurge.purgeInterval` (hours, 0 = off) and `autopurge.snapRetainCount`: purge old
+/// snapshots and log segments in the background, as ZooKeeper's DatadirCleanupManager does.
+fn autopurge(config: &Config) -> Option<tokio::task::JoinHandle<()>> {
+    if config.autopurge_purge_interval_hours == 0 {
+        return None;
+    }
+    let interval =
+        std::time::Duration::from_secs(u64::from(config.autopurge_purge_interval_hours) * 3600);
+    let keep = config.autopurge_snap_retain_count.max(3) as usize;
+    let (log_dir, snap_dir) = (config.data_log_dir.clone(), config.data_dir.clone());
+    Some(tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            let (log_dir, snap_dir) = (log_dir.clone(), snap_dir.clone());
+            let result =
+                tokio::task::spawn_blocking(move || rzk_storage::purge(&log_dir, &snap_dir, keep))
+                    .await;
+            match result {
+                Ok(Ok(report)) => tracing::info!(
+                    removed_snapshots = report.removed_snapshots.len(),
+                    removed_logs = report.removed_logs.len(),
+                    "autopurge done"
+                ),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "autopurge failed; will try again next interval")
+                }
+                Err(error) => tracing::warn!(%error, "autopurge task failed"),
+            }
+        }
+    }))
 }

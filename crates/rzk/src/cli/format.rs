@@ -80,8 +80,11 @@ pub fn parse_options(spec: &[(char, bool)], words: &[String]) -> Result<Options,
             continue;
         }
         let body: Vec<char> = word[1..].chars().collect();
-        let unrecognized =
-            || format!("org.apache.commons.cli.UnrecognizedOptionException: Unrecognized option: {word}");
+        let unrecognized = || {
+            format!(
+                "org.apache.commons.cli.UnrecognizedOptionException: Unrecognized option: {word}"
+            )
+        };
         let Some(first_takes_value) = takes_value(body[0]) else {
             return Err(unrecognized());
         };
@@ -105,7 +108,9 @@ pub fn parse_options(spec: &[(char, bool)], words: &[String]) -> Result<Options,
             continue;
         }
         if first_takes_value {
-            options.values.insert(body[0], Some(body[1..].iter().collect()));
+            options
+                .values
+                .insert(body[0], Some(body[1..].iter().collect()));
             continue;
         }
         // A cluster of flags; a letter that takes a value swallows the rest of the word.
@@ -227,7 +232,9 @@ fn code_message(code: ErrorCode) -> String {
 /// `KeeperException.getMessage()`; `path` is None where Java's exception has no path.
 pub fn keeper_message(code: ErrorCode, path: Option<&str>) -> String {
     match path {
-        Some(path) if !path.is_empty() => format!("KeeperErrorCode = {} for {path}", code_message(code)),
+        Some(path) if !path.is_empty() => {
+            format!("KeeperErrorCode = {} for {path}", code_message(code))
+        }
         _ => format!("KeeperErrorCode = {}", code_message(code)),
     }
 }
@@ -280,11 +287,17 @@ pub fn stat_block(stat: &Stat) -> String {
 /// `ZKUtil.getPermString`: letters in the order c, d, r, w, a.
 pub fn perm_string(perms: i32) -> String {
     use rzk_proto::codes::perms::{ADMIN, CREATE, DELETE, READ, WRITE};
-    [(CREATE, 'c'), (DELETE, 'd'), (READ, 'r'), (WRITE, 'w'), (ADMIN, 'a')]
-        .iter()
-        .filter(|(bit, _)| perms & bit != 0)
-        .map(|(_, letter)| letter)
-        .collect()
+    [
+        (CREATE, 'c'),
+        (DELETE, 'd'),
+        (READ, 'r'),
+        (WRITE, 'w'),
+        (ADMIN, 'a'),
+    ]
+    .iter()
+    .filter(|(bit, _)| perms & bit != 0)
+    .map(|(_, letter)| letter)
+    .collect()
 }
 
 /// The jute-generated `Id.toString()` (CSV archive): `'scheme,'id`, with CSV escapes.
@@ -365,7 +378,6 @@ pub fn java_date(epoch_ms: i64) -> String {
     // and `localtime_r` are the reentrant libc calls for this, and `tm_zone` points at
     // static storage owned by the C library, read before any other time call.
     let (tm, zone) = unsafe {
-        libc::tzset();
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&seconds, &mut tm).is_null() {
             return format!("(unrepresentable time {epoch_ms} ms)");
@@ -373,7 +385,9 @@ pub fn java_date(epoch_ms: i64) -> String {
         let zone = if tm.tm_zone.is_null() {
             "UTC".to_owned()
         } else {
-            std::ffi::CStr::from_ptr(tm.tm_zone).to_string_lossy().into_owned()
+            std::ffi::CStr::from_ptr(tm.tm_zone)
+                .to_string_lossy()
+                .into_owned()
         };
         (tm, zone)
     };
@@ -400,7 +414,10 @@ mod tests {
 
     #[test]
     fn splits_like_zkcli() {
-        assert_eq!(words("create /a/b \"hello world\""), ["create", "/a/b", "hello world"]);
+        assert_eq!(
+            words("create /a/b \"hello world\""),
+            ["create", "/a/b", "hello world"]
+        );
         assert_eq!(words("  create /a/c 'x y'  "), ["create", "/a/c", "x y"]);
         assert_eq!(words("set /a x\"y"), ["set", "/a", "x\"y"]);
     }
@@ -418,15 +435,23 @@ mod tests {
             Some("org.apache.commons.cli.UnrecognizedOptionException: Unrecognized option: -x")
         );
         assert_eq!(
-            parse_options(&[('t', true)], &words("create -t")).err().as_deref(),
+            parse_options(&[('t', true)], &words("create -t"))
+                .err()
+                .as_deref(),
             Some("org.apache.commons.cli.MissingArgumentException: Missing argument for option: t")
         );
     }
 
     #[test]
     fn validates_paths_like_pathutils() {
-        assert_eq!(validate_path("relative"), Err("Path must start with / character".into()));
-        assert_eq!(validate_path("/a/"), Err("Path must not end with / character".into()));
+        assert_eq!(
+            validate_path("relative"),
+            Err("Path must start with / character".into())
+        );
+        assert_eq!(
+            validate_path("/a/"),
+            Err("Path must not end with / character".into())
+        );
         assert_eq!(
             validate_path("/a//b"),
             Err("Invalid path string \"/a//b\" caused by empty node name specified @3".into())

@@ -1,0 +1,282 @@
+//! `rzk cli` against Debian's zkCli.sh 3.8.0: the same transcript through both, each against
+//! its own fresh Apache ZooKeeper 3.8.0, compared stream by stream after normalising what
+//! must differ (zxids, times, sequence numbers, JVM noise, the version line).
+//!
+//! The CLI is driven through `cli::run_with` (the module compiled into this test), because
+//! the binary's `cli` subcommand is wired by the lead in main.rs.
+
+#[path = "../../rzk-client/tests/reference_zk/mod.rs"]
+mod reference_zk;
+
+#[allow(dead_code)]
+#[path = "../src/cli/mod.rs"]
+mod cli;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use reference_zk::{ReferenceZk, ZKCLI};
+
+const TRANSCRIPT: &str = "\
+create /java spring
+ls /
+get /java
+set /java mybatis
+stat /java
+get -s /java
+create -e /e x
+create -s /s- d
+create /java again
+get /nope
+create /p
+create /p/c
+delete /p
+set -v 5 /java x
+ls -s /p
+getAcl /
+ls -R /
+get -w /java
+set /java watched
+ls -w /p
+create /p/d
+stat /p extra
+addauth digest u:p
+whoami
+create /acl x digest:u:Jq7wMyA/w2Vd5WIDAKdu4OIIFEQ=:cdrwa
+getAcl /acl
+create /acl2 x world:anyone:r
+set /acl2 y
+setAcl /acl2 bogus
+getEphemerals /
+getAllChildrenNumber /p
+sync /p
+bogus
+ls
+create relative
+get /a/
+ls -x /
+create -c -s /x
+history
+printwatches off
+printwatches
+printwatches on
+deleteall /p
+delete /java
+ls /
+close
+ls /
+quit
+";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("capture lock")
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("capture lock")).into_owned()
+    }
+}
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: i32,
+}
+
+fn zkcli(zk: &ReferenceZk, args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(ZKCLI)
+        .args(["-server", &zk.address()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning Debian's zkCli.sh");
+    child
+        .stdin
+        .take()
+        .expect("zkCli stdin")
+        .write_all(stdin.as_bytes())
+        .expect("feeding zkCli");
+    let output = child.wait_with_output().expect("waiting for zkCli");
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    }
+}
+
+fn rzk_cli(zk: &ReferenceZk, args: &[&str], stdin: &str) -> Run {
+    let words: Vec<String> = ["-server", &zk.address()]
+        .iter()
+        .chain(args)
+        .map(|word| word.to_string())
+        .collect();
+    let (out, err) = (Captured::default(), Captured::default());
+    let code = cli::run_with(
+        &words,
+        std::io::Cursor::new(stdin.as_bytes().to_vec()),
+        false,
+        out.clone(),
+        err.clone(),
+    );
+    Run {
+        stdout: out.text(),
+        stderr: err.text(),
+        code,
+    }
+}
+
+/// Replace what legitimately differs between two runs.
+fn normalise(text: &str) -> String {
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("SLF4J:") || line.starts_with("ZooKeeper CLI version:") {
+            continue;
+        }
+        let line = if line.starts_with("Connecting to ") {
+            "Connecting to <address>".to_owned()
+        } else if line.starts_with("ctime = ") || line.starts_with("mtime = ") {
+            assert_java_date(&line[8..]);
+            format!("{}<date>", &line[..8])
+        } else {
+            line.to_owned()
+        };
+        lines.push(mask_numbers(&line));
+    }
+    lines.join("\n")
+}
+
+/// `0x<hex>` → `0x?`, and 10-digit sequence suffixes → `<seq>`.
+fn mask_numbers(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '0' && chars.get(i + 1) == Some(&'x') {
+            out.push_str("0x?");
+            i += 2;
+            while i < chars.len() && chars[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            continue;
+        }
+        let digits = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 10 {
+            out.push_str("<seq>");
+            i += digits;
+            continue;
+        }
+        out.extend(&chars[i..i + digits.max(1)]);
+        i += digits.max(1);
+    }
+    out
+}
+
+fn assert_java_date(text: &str) {
+    let parts: Vec<&str> = text.split(' ').collect();
+    assert_eq!(parts.len(), 6, "not a Java Date.toString: {text:?}");
+    assert!(
+        ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"].contains(&parts[0]),
+        "{text:?}"
+    );
+    assert_eq!(parts[3].len(), 8, "{text:?}");
+}
+
+fn assert_same(what: &str, reference: &str, ours: &str) {
+    let (reference, ours) = (normalise(reference), normalise(ours));
+    if reference != ours {
+        let mut report = String::new();
+        for (index, (a, b)) in reference.lines().zip(ours.lines()).enumerate() {
+            if a != b {
+                report.push_str(&format!(
+                    "first difference at line {}:\n  zkCli: {a:?}\n  rzk:   {b:?}\n",
+                    index + 1
+                ));
+                break;
+            }
+        }
+        panic!(
+            "{what} differs from zkCli.sh.\n{report}--- zkCli ({} lines)\n{reference}\n--- rzk ({} lines)\n{ours}",
+            reference.lines().count(),
+            ours.lines().count()
+        );
+    }
+}
+
+fn reference_present() -> bool {
+    reference_zk::require(ZKCLI, std::path::Path::new(ZKCLI).exists()).is_some()
+}
+
+#[test]
+fn tutorial_transcript_matches_zkcli() {
+    if !reference_present() {
+        return;
+    }
+    let Some(zk_for_java) = ReferenceZk::start() else {
+        return;
+    };
+    let Some(zk_for_rzk) = ReferenceZk::start() else {
+        return;
+    };
+    let reference = zkcli(&zk_for_java, &[], TRANSCRIPT);
+    let ours = rzk_cli(&zk_for_rzk, &[], TRANSCRIPT);
+    assert_same("stdout", &reference.stdout, &ours.stdout);
+    assert_same("stderr", &reference.stderr, &ours.stderr);
+    assert_eq!(reference.code, ours.code, "exit code after quit");
+}
+
+#[test]
+fn one_shot_commands_match_zkcli_output_and_exit_codes() {
+    if !reference_present() {
+        return;
+    }
+    let Some(zk) = ReferenceZk::start() else {
+        return;
+    };
+    let setup = rzk_cli(&zk, &["create", "/java", "spring"], "");
+    assert_eq!(setup.code, 0, "create /java: {}", setup.stderr);
+    for (command, expected_code) in [
+        (&["get", "/java"][..], 0),
+        (&["get", "-s", "/java"][..], 0),
+        (&["get", "/nope"][..], 1),
+        (&["create", "/java", "x"][..], 1),
+        (&["bogus"][..], 127),
+        (&["ls"][..], 1),
+        (&["ls", "/"][..], 0),
+    ] {
+        let reference = zkcli(&zk, command, "");
+        let ours = rzk_cli(&zk, command, "");
+        let what = command.join(" ");
+        assert_eq!(reference.code, expected_code, "zkCli exit code of {what}");
+        assert_eq!(
+            ours.code, expected_code,
+            "rzk cli exit code of {what}: {}",
+            ours.stderr
+        );
+        assert_same(
+            &format!("stdout of {what}"),
+            &reference.stdout,
+            &ours.stdout,
+        );
+        assert_same(
+            &format!("stderr of {what}"),
+            &reference.stderr,
+            &ours.stderr,
+        );
+    }
+}

@@ -302,7 +302,9 @@ pub fn perm_string(perms: i32) -> String {
 
 /// The jute-generated `Id.toString()` (CSV archive): `'scheme,'id`, with CSV escapes.
 pub fn id_string(id: &Id) -> String {
-    format!("'{},'{}", csv_escape(&id.scheme), csv_escape(&id.id))
+    // The CSV archive ends every record with a newline, so zkCli's getAcl prints the
+    // permissions on the next line.
+    format!("'{},'{}\n", csv_escape(&id.scheme), csv_escape(&id.id))
 }
 
 fn csv_escape(text: &str) -> String {
@@ -471,7 +473,7 @@ mod tests {
             scheme: "world".into(),
             id: "anyone".into(),
         };
-        assert_eq!(id_string(&id), "'world,'anyone");
+        assert_eq!(id_string(&id), "'world,'anyone\n");
         let mut warnings = Vec::new();
         assert!(parse_acl("bogus", &mut warnings).is_empty());
         assert_eq!(warnings, ["bogus does not have the form scheme:id:perm"]);

@@ -220,6 +220,24 @@ impl Replica {
                         config.node_id
                     ))
                 })?;
+            // Serve nothing before every recovered entry is applied: the committed index on
+            // disk may lag (it is saved lazily), so replay finishes only once the new term's
+            // first entry commits. Reads before that would miss acknowledged writes.
+            raft.wait(Some(STANDALONE_ELECTION_WAIT))
+                .metrics(
+                    |m| {
+                        m.last_log_index.is_some()
+                            && m.last_applied.as_ref().map(|id| id.index()) >= m.last_log_index
+                    },
+                    "every entry recovered from the log is applied",
+                )
+                .await
+                .map_err(|e| {
+                    ReplicationError::Start(format!(
+                        "node {} did not apply its recovered log: {e}",
+                        config.node_id
+                    ))
+                })?;
             tracing::info!(
                 node_id = config.node_id,
                 "replica is leader and takes proposals"

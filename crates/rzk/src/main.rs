@@ -2,6 +2,7 @@
 //! crates; nothing here holds logic a test cannot reach through a library.
 
 mod cleanup;
+mod cli;
 mod server;
 
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ enum Command {
         /// An unmodified ZooKeeper zoo.cfg.
         config: Option<PathBuf>,
     },
+    /// zkCli.sh-compatible shell: rzk cli [-server host:port[,...]] [-timeout ms] [cmd args...]
+    Cli(cli::CliArgs),
     /// Delete old snapshots and log segments, keeping the N newest snapshots (zkCleanup.sh).
     Cleanup(cleanup::CleanupArgs),
 }
@@ -45,7 +48,12 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // The shell returns zkCli's own exit codes (0, 1 on a KeeperException, 127 unknown command).
+    if let Command::Cli(args) = cli.command {
+        return cli::run(args);
+    }
     let result = match cli.command {
+        Command::Cli(_) => unreachable!("handled above"),
         Command::Server { config } => server::run(config),
         Command::Cleanup(args) => cleanup::run(args),
     };

@@ -9,40 +9,69 @@
 //! ## Inside
 //!
 //! ```text
-//!  propose(bytes) ──► openraft client_write_ff ──► RaftCore (batches queued writes: api_batch_capacity)
+//!  propose(bytes) on the leader ──► openraft client_write_ff ──► RaftCore (batches: api_batch_capacity)
+//!  propose on a follower ──► forwarder ══ one ordered, pipelined stream ══► leader: client_write_ff
 //!                                                   │ append(entries, IOFlushed)
 //!                                                   ▼
 //!                                 log: MemLog (log_dir None) | WalLog (rzk_storage::Wal, group commit)
 //!                                                   │ committed
 //!                                                   ▼
-//!                 StateMachine::apply ──► Applier::apply(index, bytes) ──► the proposal's oneshot resolves
+//!   StateMachine::apply ──► Applier::apply(index, bytes) ──► AppliedIndex ──► the proposal's oneshot
+//!                                                            (leader: openraft's responder;
+//!                                                             follower: leader's index, then local apply)
 //! ```
+//!
+//! - **Forwarding** (`forward.rs`): a follower sends proposals, read-index requests and session
+//!   touches to the leader on one connection, pipelined, at most
+//!   [`FORWARDED_PROPOSALS_IN_FLIGHT_MAX`] proposals awaiting the leader. A proposal resolves once
+//!   the follower applied the index the leader reports. A broken stream or a change of leader
+//!   fails what still waits for the leader with [`ProposeError::NoLeader`].
+//! - **Touches** ([`Replica::report_touches`]) reach [`Applier::sessions_touched`] on the leader,
+//!   out of band: pings are never log entries.
+//! - **Read barrier** ([`Replica::read_barrier`], for `sync`): the leader's ReadIndex (openraft's
+//!   `get_read_linearizer`), asked over the stream on a follower, then wait for local apply.
+//! - **Role** ([`Replica::role`]): openraft 0.10 never demotes a leader that lost its quorum (its
+//!   CheckQuorum only refuses new proposals once `last_quorum_acked` is older than the leader
+//!   lease = `election_timeout_max` = syncLimit·tick, see openraft's `docs/protocol/check_quorum`),
+//!   and with pre-vote a cut-off follower keeps its old leader. So the role is derived here: a
+//!   leader is `Looking` once its quorum's last answer is older than syncLimit·tick, a follower
+//!   once the leader's last accepted append is. Measured on loopback with tick = 100 ms,
+//!   syncLimit = 5: 470-540 ms after the quorum goes away (bound asserted: 2 x syncLimit·tick).
 //!
 //! Timing (from `tickTime`): heartbeat = tick/2; election timeout uniformly in
 //! [syncLimit·tick/2, syncLimit·tick] (ZooKeeper's followers give up on a leader after
-//! syncLimit·tick). A one-member group elects itself at once, without waiting for a timeout.
-//! Peers (more than one member): JSON frames over TCP on the quorum port (`transport`); every
-//! member initializes the group with the same `server.N` list on an empty log. A follower answers
-//! proposals with [`ProposeError::NoLeader`] until forwarding to the leader exists.
+//! syncLimit·tick); pre-vote on, so a member returning from a partition does not unseat a
+//! healthy leader. A one-member group elects itself at once, without waiting for a timeout.
+//! Peers (more than one member): binary frames over TCP on the quorum port (`transport`: a small
+//! JSON header, entries and snapshot chunks as raw bytes); every member initializes the group
+//! with the same `server.N` list on an empty log. A member whose data directory was wiped comes
+//! back with an empty log and is sent a snapshot (`allow_log_reversion`).
 //! Snapshots: every `snapCount` entries with ZooKeeper's jitter, drawn once per process from
 //! [snapCount/2+1, snapCount].
 
+mod applied;
+mod forward;
 mod log_mem;
 mod log_wal;
 mod raft_types;
 mod state_machine;
 mod transport;
 
-pub use transport::PEER_FRAME_BYTES_MAX;
+pub use transport::{PEER_FRAME_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
+use openraft::Instant as _;
 use openraft::{BasicNode, ServerState};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::applied::AppliedIndex;
+use crate::forward::Outbound;
 use crate::raft_types::{proposal_responder, Raft, Rzk};
 use crate::state_machine::{Snapshots, StateMachine};
 
@@ -55,6 +84,10 @@ pub trait Applier: Send + Sync + 'static {
     fn snapshot(&self) -> Vec<u8>;
     /// Replace the applied state with snapshot bytes.
     fn restore(&self, bytes: &[u8]);
+    /// On the leader only: members' clients touched these sessions since their last report
+    /// ([`Replica::report_touches`], the leader's own reports included). Called from a network
+    /// task, never from `apply`; must not block.
+    fn sessions_touched(&self, _session_ids: &[i64]) {}
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +109,7 @@ pub struct ReplicaConfig {
     pub sync_limit: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Leader,
     Follower,
@@ -116,13 +149,140 @@ pub const LOGS_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
 /// How long `start` waits for a one-member group to elect itself.
 pub const STANDALONE_ELECTION_WAIT: Duration = Duration::from_secs(10);
 
+/// How many forwarded proposals may wait for the leader's answer at once, per member. Past it
+/// `propose` on a follower waits (FIFO) for an answer: the stream to the leader pushes back.
+pub const FORWARDED_PROPOSALS_IN_FLIGHT_MAX: usize = 4_096;
+
+/// A follower counts as synced (`ReplicaStatus::synced_followers`) when its log is at most this
+/// many entries behind the leader's and it answered within the sync window.
+pub const SYNCED_FOLLOWER_LAG_MAX: u64 = 1_000;
+
+/// What a member reports about itself (for `srvr`, `stat`, `mntr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub role: Role,
+    /// The leader this member follows (itself when leader); `None` while `Looking`.
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    /// Highest log index known committed here.
+    pub commit_index: u64,
+    /// Highest log index applied here.
+    pub applied_index: u64,
+    /// On the leader: followers that answered within the sync window (0 elsewhere).
+    pub followers: usize,
+    /// On the leader: of those, followers within [`SYNCED_FOLLOWER_LAG_MAX`] entries of its log.
+    pub synced_followers: usize,
+}
+
+/// Where a request that needs the leader goes.
+pub(crate) enum Route {
+    /// This member is the Raft leader.
+    Local,
+    /// Forward to this member.
+    Remote(u64),
+    NoLeader,
+}
+
+/// What the Raft core, the peer transport and the forwarder share.
+pub(crate) struct Node {
+    pub(crate) raft: Raft,
+    pub(crate) id: u64,
+    pub(crate) members: BTreeMap<u64, String>,
+    standalone: bool,
+    /// `syncLimit x tickTime`: a leader without a quorum's answer, or a follower without word
+    /// from its leader, for this long is `Looking`.
+    pub(crate) sync_window: Duration,
+    /// `initLimit x tickTime`: how long a member may take to apply up to a read barrier.
+    init_window: Duration,
+    pub(crate) heartbeat: Duration,
+    pub(crate) applier: Arc<dyn Applier>,
+    pub(crate) applied: Arc<AppliedIndex>,
+    /// The last leader whose append (or snapshot) this member accepted, and when.
+    contact: Mutex<Option<(u64, Instant)>>,
+    metrics: openraft::type_config::alias::WatchReceiverOf<Rzk, openraft::RaftMetrics<Rzk>>,
+}
+
+impl Node {
+    pub(crate) fn heard_from_leader(&self, leader: u64) {
+        *self
+            .contact
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((leader, Instant::now()));
+    }
+
+    fn heard_recently_from(&self, leader: u64) -> bool {
+        self.contact
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|(from, at)| from == leader && at.elapsed() < self.sync_window)
+    }
+
+    pub(crate) fn is_raft_leader(&self) -> bool {
+        self.metrics.borrow_watched().state == ServerState::Leader
+    }
+
+    /// Leader: openraft's leader whose quorum answered within the sync window (openraft 0.10
+    /// never steps a leader down for lack of a quorum, so the window is checked here).
+    /// Follower: a known leader whose appends arrived within the sync window (with pre-vote a
+    /// cut-off follower keeps its old leader in openraft's view, so again checked here).
+    fn role(&self) -> Role {
+        let (state, leader, quorum_acked) = {
+            let m = self.metrics.borrow_watched();
+            (
+                m.state,
+                m.current_leader,
+                m.last_quorum_acked.as_ref().map(|t| t.elapsed()),
+            )
+        };
+        match state {
+            ServerState::Leader
+                if self.standalone || quorum_acked.is_some_and(|age| age < self.sync_window) =>
+            {
+                Role::Leader
+            }
+            ServerState::Follower | ServerState::Learner => match leader {
+                Some(leader) if leader != self.id && self.heard_recently_from(leader) => {
+                    Role::Follower
+                }
+                _ => Role::Looking,
+            },
+            _ => Role::Looking,
+        }
+    }
+
+    pub(crate) fn route(&self) -> Route {
+        if self.is_raft_leader() {
+            return Route::Local;
+        }
+        match (self.role(), self.metrics.borrow_watched().current_leader) {
+            (Role::Follower, Some(leader)) => Route::Remote(leader),
+            _ => Route::NoLeader,
+        }
+    }
+
+    /// A raft leader whose quorum has not answered within the sync window (not one just elected,
+    /// which has no answer yet).
+    fn is_leader_cut_off(&self) -> bool {
+        let m = self.metrics.borrow_watched();
+        !self.standalone
+            && m.state == ServerState::Leader
+            && m.last_quorum_acked
+                .as_ref()
+                .is_some_and(|t| t.elapsed() >= self.sync_window)
+    }
+}
+
 pub struct Replica {
     raft: Raft,
+    node: Arc<Node>,
     metrics: openraft::type_config::alias::WatchReceiverOf<Rzk, openraft::RaftMetrics<Rzk>>,
     /// The durable log, when there is one (to save the committed log id on shutdown).
     wal_log: Option<log_wal::WalLog>,
     /// The quorum-port listener and its connections (aborted when dropped).
     peers: Option<tokio::task::JoinSet<()>>,
+    forward_tx: mpsc::UnboundedSender<Outbound>,
+    forward_permits: Arc<Semaphore>,
+    forwarder: tokio::task::JoinHandle<()>,
 }
 
 impl Replica {
@@ -157,7 +317,8 @@ impl Replica {
             Some(dir) => Snapshots::open(rzk_storage::SnapshotStore::open(dir)?)?,
             None => Snapshots::in_memory(),
         };
-        let sm = StateMachine::new(applier, snapshots);
+        let applied = Arc::new(AppliedIndex::default());
+        let sm = StateMachine::new(applier.clone(), snapshots, applied.clone());
         let (raft, wal_log) = match &config.log_dir {
             None => (
                 Raft::new(
@@ -208,8 +369,24 @@ impl Replica {
                 .map_err(|e| ReplicationError::Start(format!("initializing the group: {e}")))?;
         }
 
-        let peers = listener.map(|listener| transport::serve(listener, raft.clone()));
         let metrics = raft.metrics();
+        let tick = Duration::from_millis(config.tick_ms.max(2));
+        let node = Arc::new(Node {
+            raft: raft.clone(),
+            id: config.node_id,
+            members: config.members.clone(),
+            standalone,
+            sync_window: tick * config.sync_limit.max(1) as u32,
+            init_window: tick * config.init_limit.max(1) as u32,
+            heartbeat: tick / 2,
+            applier,
+            applied,
+            contact: Mutex::new(None),
+            metrics: metrics.clone(),
+        });
+        let peers = listener.map(|listener| transport::serve(listener, node.clone()));
+        let (forward_tx, forward_rx) = mpsc::unbounded_channel();
+        let forwarder = forward::spawn(node.clone(), forward_rx);
         if standalone {
             raft.wait(Some(STANDALONE_ELECTION_WAIT))
                 .state(ServerState::Leader, "the one-member group elects itself")
@@ -256,40 +433,168 @@ impl Replica {
                         config.members
                     ))
                 })?;
-            tracing::info!(node_id = config.node_id, leader = ?known.current_leader, "replica joined the group");
+            // The leader is known from openraft's view; wait (briefly) for its first append to
+            // be counted as contact, so that `role()` is not `Looking` right after start.
+            let mut changes = metrics.clone();
+            let _ = tokio::time::timeout(node.sync_window, async {
+                while node.role() == Role::Looking {
+                    tokio::select! {
+                        _ = changes.changed() => {}
+                        _ = tokio::time::sleep(node.heartbeat) => {}
+                    }
+                }
+            })
+            .await;
+            tracing::info!(node_id = config.node_id, leader = ?known.current_leader, role = ?node.role(), "replica joined the group");
         }
         Ok(Replica {
             raft,
+            node,
             metrics,
             wal_log,
             peers,
+            forward_tx,
+            forward_permits: Arc::new(Semaphore::new(FORWARDED_PROPOSALS_IN_FLIGHT_MAX)),
+            forwarder,
         })
     }
 
     /// Enqueue a payload. Proposals from one caller enter the log in call order; the await only
     /// covers enqueueing (bounded, so a busy log pushes back); the returned receiver resolves
     /// after commit and local apply.
+    ///
+    /// On the leader the payload goes straight to openraft. On a follower it is forwarded to the
+    /// leader on this member's one ordered stream (at most [`FORWARDED_PROPOSALS_IN_FLIGHT_MAX`]
+    /// waiting for the leader), and resolves once applied here. Without a leader, or when the
+    /// leader changes before it answers, it resolves with [`ProposeError::NoLeader`] (the entry
+    /// may or may not commit, as with a lost connection).
     pub async fn propose(&self, payload: Vec<u8>) -> Result<Proposal, ProposeError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.raft
-            .client_write_ff(raft_types::Payload(payload), Some(proposal_responder(tx)))
-            .await
-            .map_err(|_| ProposeError::ShuttingDown)?;
+        match self.node.route() {
+            Route::Local if self.node.is_leader_cut_off() => {
+                let _ = tx.send(Err(ProposeError::NoLeader));
+            }
+            Route::Local => {
+                self.raft
+                    .client_write_ff(raft_types::Payload(payload), Some(proposal_responder(tx)))
+                    .await
+                    .map_err(|_| ProposeError::ShuttingDown)?;
+            }
+            Route::Remote(_) => {
+                let permit = self
+                    .forward_permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| ProposeError::ShuttingDown)?;
+                self.forward_tx
+                    .send(Outbound::Propose {
+                        payload,
+                        reply: tx,
+                        permit,
+                    })
+                    .map_err(|_| ProposeError::ShuttingDown)?;
+            }
+            Route::NoLeader => {
+                let _ = tx.send(Err(ProposeError::NoLeader));
+            }
+        }
         Ok(rx)
     }
 
-    pub fn role(&self) -> Role {
-        let metrics = self.metrics.borrow_watched();
-        match metrics.state {
-            ServerState::Leader => Role::Leader,
-            ServerState::Follower | ServerState::Learner if metrics.current_leader.is_some() => {
-                Role::Follower
+    /// Sessions this member's clients touched since the last call (call once per tick). They
+    /// reach the leader's [`Applier::sessions_touched`] out of band, never through the log;
+    /// without a leader they are dropped (a new leader grants every session a full timeout).
+    pub fn report_touches(&self, session_ids: Vec<i64>) {
+        if !session_ids.is_empty() {
+            let _ = self.forward_tx.send(Outbound::Touches(session_ids));
+        }
+    }
+
+    /// Resolves once this member has applied everything the leader had committed when it was
+    /// called (ZooKeeper's `sync`): on the leader through openraft's ReadIndex, on a follower by
+    /// asking the leader for its ReadIndex over the forwarding stream, then waiting for local
+    /// apply. Fails with [`ProposeError::NoLeader`] without a leader, or when the leader cannot
+    /// confirm its leadership within `syncLimit x tickTime`, or this member cannot apply that far
+    /// within `initLimit x tickTime`.
+    pub fn read_barrier(&self) -> impl Future<Output = Result<(), ProposeError>> + Send + 'static {
+        let node = self.node.clone();
+        let forward_tx = self.forward_tx.clone();
+        async move {
+            let index = match node.route() {
+                Route::Local => node.leader_read_index().await?,
+                Route::Remote(_) => {
+                    let (reply, answer) = oneshot::channel();
+                    forward_tx
+                        .send(Outbound::ReadIndex { reply })
+                        .map_err(|_| ProposeError::ShuttingDown)?;
+                    match tokio::time::timeout(node.sync_window, answer).await {
+                        Ok(Ok(answer)) => answer?,
+                        Ok(Err(_)) => return Err(ProposeError::ShuttingDown),
+                        Err(_) => return Err(ProposeError::NoLeader),
+                    }
+                }
+                Route::NoLeader => return Err(ProposeError::NoLeader),
+            };
+            let (applied_tx, applied_rx) = oneshot::channel();
+            node.applied.when_applied(index, move || {
+                let _ = applied_tx.send(());
+            });
+            match tokio::time::timeout(node.init_window, applied_rx).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(ProposeError::ShuttingDown),
+                Err(_) => Err(ProposeError::NoLeader),
             }
-            _ => Role::Looking,
+        }
+    }
+
+    /// `Leader` while openraft leads and a quorum answered within `syncLimit x tickTime`;
+    /// `Follower` while a leader's appends arrive within that window; else `Looking`.
+    pub fn role(&self) -> Role {
+        self.node.role()
+    }
+
+    pub fn status(&self) -> ReplicaStatus {
+        let role = self.node.role();
+        let m = self.metrics.borrow_watched();
+        let (mut followers, mut synced_followers) = (0, 0);
+        if m.state == ServerState::Leader {
+            let last = m.last_log_index.unwrap_or(0);
+            let heartbeat = m.heartbeat.as_ref();
+            for (id, matched) in m.replication.iter().flatten() {
+                if *id == self.node.id {
+                    continue;
+                }
+                let answered = heartbeat
+                    .and_then(|h| h.get(id))
+                    .and_then(Option::as_ref)
+                    .is_some_and(|at| at.elapsed() < self.node.sync_window);
+                if answered {
+                    followers += 1;
+                    let matched = matched.map_or(0, |l| l.index);
+                    if matched + SYNCED_FOLLOWER_LAG_MAX >= last {
+                        synced_followers += 1;
+                    }
+                }
+            }
+        }
+        ReplicaStatus {
+            role,
+            leader_id: match role {
+                Role::Looking => None,
+                Role::Leader => Some(self.node.id),
+                Role::Follower => m.current_leader,
+            },
+            term: m.current_term,
+            commit_index: m.local_committed.map_or(0, |l| l.index),
+            applied_index: self.node.applied.get().unwrap_or(0),
+            followers,
+            synced_followers,
         }
     }
 
     pub async fn shutdown(mut self) {
+        self.forwarder.abort();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("the Raft core ended with an error while shutting down: {e}");
         }
@@ -319,6 +624,11 @@ fn raft_config(config: &ReplicaConfig) -> Result<openraft::Config, ReplicationEr
         max_in_snapshot_log_to_keep: LOGS_KEPT_BEHIND_SNAPSHOT,
         replication_lag_threshold: snap_threshold + LOGS_KEPT_BEHIND_SNAPSHOT,
         api_channel_size: Some(PROPOSALS_QUEUED_MAX),
+        // A cut-off member must not bump the term and unseat a healthy leader when it returns.
+        enable_pre_vote: Some(true),
+        // A member whose data directory was wiped (myid kept) comes back with an empty log; the
+        // leader must then resend from the start (a snapshot) instead of refusing.
+        allow_log_reversion: Some(true),
         ..Default::default()
     }
     .validate()

@@ -97,20 +97,24 @@ impl<T: OptionalSend + 'static> Responder<Rzk, T> for ReplyTo<T> {
 /// The responder for one proposal: maps openraft's write result onto [`ProposeError`].
 pub(crate) fn proposal_responder(tx: ProposalSender) -> ReplyTo<ClientWriteResult<Rzk>> {
     ReplyTo::new(move |outcome: Option<ClientWriteResult<Rzk>>| {
-        let result = match outcome {
-            Some(Ok(response)) => Ok(response.log_id.index),
-            Some(Err(e)) => Err(map_write_error(&e)),
-            None => Err(ProposeError::ShuttingDown),
-        };
         // The proposer may have stopped waiting; nothing to do then.
-        let _ = tx.send(result);
+        let _ = tx.send(write_outcome(outcome));
     })
+}
+
+/// A write's outcome as the log index it got, or why it has none.
+pub(crate) fn write_outcome(outcome: Option<ClientWriteResult<Rzk>>) -> Result<u64, ProposeError> {
+    match outcome {
+        Some(Ok(response)) => Ok(response.log_id.index),
+        Some(Err(e)) => Err(map_write_error(&e)),
+        None => Err(ProposeError::ShuttingDown),
+    }
 }
 
 fn map_write_error(e: &openraft::errors::ClientWriteError<Rzk>) -> ProposeError {
     use openraft::errors::ClientWriteError as E;
     match e {
-        // Forwarding to the leader is a later step; until then a follower refuses.
+        // `ForwardToLeader`: leadership moved between the caller's check and the write.
         // `LogEntryDiscarded`: the entry was dropped on a leader change and may still commit
         // elsewhere; the caller cannot tell, exactly as with a lost connection.
         E::ForwardToLeader(_) | E::LogEntryDiscarded(_) => ProposeError::NoLeader,

@@ -13,6 +13,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use rzk_storage::SnapshotStore;
 
+use crate::applied::AppliedIndex;
 use crate::raft_types::{io_err, LogId, Rzk, SnapshotMeta, StoredMembership};
 use crate::Applier;
 
@@ -140,15 +141,22 @@ pub(crate) struct StateMachine {
     last_applied: Option<LogId>,
     membership: StoredMembership,
     snapshots: Arc<Snapshots>,
+    /// Published after every entry, for forwarded proposals and read barriers.
+    applied: Arc<AppliedIndex>,
 }
 
 impl StateMachine {
-    pub(crate) fn new(applier: Arc<dyn Applier>, snapshots: Arc<Snapshots>) -> StateMachine {
+    pub(crate) fn new(
+        applier: Arc<dyn Applier>,
+        snapshots: Arc<Snapshots>,
+        applied: Arc<AppliedIndex>,
+    ) -> StateMachine {
         StateMachine {
             applier,
             last_applied: None,
             membership: StoredMembership::default(),
             snapshots,
+            applied,
         }
     }
 }
@@ -199,6 +207,7 @@ impl RaftStateMachine<Rzk> for StateMachine {
                 }
             }
             self.last_applied = Some(log_id);
+            self.applied.advance(log_id.index);
             if let Some(responder) = responder {
                 responder.send(());
             }
@@ -226,6 +235,9 @@ impl RaftStateMachine<Rzk> for StateMachine {
         self.applier.restore(&snapshot);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        if let Some(last) = meta.last_log_id {
+            self.applied.advance(last.index);
+        }
         // On restart openraft installs the snapshot it just read from us: no need to write it again.
         if self.snapshots.current_log_id() != meta.last_log_id || self.snapshots.lock().is_none() {
             self.snapshots.keep(meta, &snapshot).await?;

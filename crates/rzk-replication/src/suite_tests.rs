@@ -25,7 +25,7 @@ impl Applier for NoState {
 }
 
 fn state_machine() -> StateMachine {
-    StateMachine::new(Arc::new(NoState), Snapshots::in_memory())
+    StateMachine::new(Arc::new(NoState), Snapshots::in_memory(), Arc::default())
 }
 
 struct MemBuilder;

@@ -1,0 +1,547 @@
+//! Four-letter words on `rzk server`'s client port: the replies operators and tools (zkServer.sh, kazoo,
+//! health checks) parse, the whitelist (rzk's default, with no `4lw.commands.whitelist` line, is
+//! `srvr, ruok, mntr`; ZooKeeper 3.8.0's is `srvr` alone), and that 4lw connections do not disturb a client
+//! session running alongside them. The reply checks also run against Apache ZooKeeper 3.8.0 as a control.
+
+mod support;
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{four_letter, free_port, rzk_binary, srvr_mode, try_four_letter, RefZk, RzkServer};
+
+/// Checks, with `4lw.commands.whitelist=*`: `ruok` → exactly `imok`; `srvr` has `Zookeeper version:`,
+/// `Mode: standalone` and `Node count:`; `mntr` has `zk_server_state standalone` and a `zk_znode_count` that
+/// goes up by one after a create (and `srvr`'s node count with it); `envi` has `zookeeper.version=`; `isro` →
+/// exactly `rw`.
+#[test]
+fn replies_have_the_zookeeper_shape() {
+    let rzk = RzkServer::start(&[]);
+    check_replies("rzk", rzk.port());
+}
+
+/// Control for [`replies_have_the_zookeeper_shape`]: the same checks against Apache ZooKeeper 3.8.0.
+#[test]
+fn replies_have_the_same_shape_on_reference_zookeeper() {
+    if support::skip_without_reference("replies_have_the_same_shape_on_reference_zookeeper") {
+        return;
+    }
+    let zookeeper = RefZk::start();
+    check_replies("ZooKeeper", zookeeper.port());
+}
+
+/// Checks rzk's default whitelist (a zoo.cfg with no `4lw.commands.whitelist` line): `srvr`, `ruok` and
+/// `mntr` are answered; `conf`, `cons` (and `envi`, `stat`, `dump`, `isro`) get exactly
+/// `<cmd> is not executed because it is not in the whitelist.` plus a newline, as ZooKeeper words it.
+#[test]
+fn default_whitelist_answers_srvr_ruok_mntr_only() {
+    let server = DefaultWhitelistRzk::start();
+    let port = server.port;
+    let srvr = four_letter(port, "srvr");
+    assert_eq!(srvr_mode(&srvr), Some("standalone"), "srvr: {srvr:?}");
+    assert_eq!(four_letter(port, "ruok"), "imok");
+    let mntr = four_letter(port, "mntr");
+    assert_eq!(
+        mntr_value(&mntr, "zk_server_state").as_deref(),
+        Some("standalone"),
+        "mntr: {mntr:?}"
+    );
+    for refused in ["conf", "cons", "envi", "stat", "dump", "isro"] {
+        assert_eq!(
+            four_letter(port, refused),
+            format!("{refused} is not executed because it is not in the whitelist.\n"),
+            "{refused} with the default whitelist"
+        );
+    }
+}
+
+/// Checks that 4lw connections do not disturb a concurrent client session: while a session holds a data
+/// watch, has requests in flight and answers pings, every whitelisted word is sent (twice) on fresh
+/// connections between its requests; each of the session's replies still comes back in order with its own
+/// xid and no error, `cons` lists the session's id, the watch fires once when another session changes the
+/// node, and the session closes cleanly afterwards.
+#[test]
+fn four_letter_words_do_not_disturb_a_session() {
+    let rzk = RzkServer::start(&[]);
+    let port = rzk.port();
+    let mut session = RawSession::connect(port);
+    session.create("/busy", b"0");
+    session.get_data("/busy", true);
+
+    let words = [
+        "ruok", "srvr", "stat", "mntr", "cons", "envi", "conf", "wchs", "wchc", "wchp", "dump",
+        "isro", "dirs",
+    ];
+    for round in 0..2 {
+        for (index, word) in words.iter().enumerate() {
+            // One request in flight on the session while the 4lw connection comes and goes.
+            let path = format!("/busy/n-{round}-{index}");
+            let xid = session.send_create(&path, word.as_bytes());
+            let reply = four_letter(port, word);
+            assert!(
+                !reply.is_empty() && !reply.contains("not executed"),
+                "{word}: {reply:?}"
+            );
+            if *word == "cons" {
+                let sid = format!("0x{:x}", session.session_id);
+                assert!(
+                    reply.contains(&sid),
+                    "cons should list the live session {sid}: {reply:?}"
+                );
+            }
+            session.expect_reply(xid, &format!("create {path} around {word}"));
+            session.ping();
+        }
+    }
+
+    let mut other = RawSession::connect(port);
+    other.set_data("/busy", b"changed");
+    let event = session.next_event(Duration::from_secs(10));
+    assert_eq!(
+        event,
+        WatchEvent {
+            kind: 3,
+            state: 3,
+            path: "/busy".to_string()
+        },
+        "NodeDataChanged for /busy"
+    );
+    let children = session.get_children("/busy");
+    assert_eq!(children.len(), 2 * words.len(), "children: {children:?}");
+    assert!(
+        session.events.is_empty(),
+        "unexpected extra events: {:?}",
+        session.events
+    );
+    session.close();
+    other.close();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reply checks shared by rzk and the reference
+// ---------------------------------------------------------------------------------------------------------
+
+fn check_replies(server_name: &str, port: u16) {
+    assert_eq!(four_letter(port, "ruok"), "imok", "{server_name}: ruok");
+    assert_eq!(four_letter(port, "isro"), "rw", "{server_name}: isro");
+
+    let srvr = four_letter(port, "srvr");
+    assert!(
+        srvr.starts_with("Zookeeper version: "),
+        "{server_name}: srvr: {srvr:?}"
+    );
+    assert!(
+        srvr.lines().any(|line| line == "Mode: standalone"),
+        "{server_name}: srvr: {srvr:?}"
+    );
+    let nodes_before = srvr_node_count(&srvr);
+
+    let envi = four_letter(port, "envi");
+    assert!(
+        envi.starts_with("Environment:\n"),
+        "{server_name}: envi: {envi:?}"
+    );
+    assert!(
+        envi.lines()
+            .any(|line| line.starts_with("zookeeper.version=") && line.len() > 18),
+        "{server_name}: envi: {envi:?}"
+    );
+
+    let mntr = four_letter(port, "mntr");
+    assert_eq!(
+        mntr_value(&mntr, "zk_server_state").as_deref(),
+        Some("standalone"),
+        "{server_name}: mntr: {mntr:?}"
+    );
+    assert!(
+        mntr_value(&mntr, "zk_version").is_some(),
+        "{server_name}: mntr: {mntr:?}"
+    );
+    let znodes_before = mntr_count(&mntr, "zk_znode_count");
+    assert_eq!(
+        znodes_before, nodes_before,
+        "{server_name}: mntr's zk_znode_count and srvr's Node count"
+    );
+
+    let mut session = RawSession::connect(port);
+    session.create("/counted", b"x");
+    let mntr = four_letter(port, "mntr");
+    assert_eq!(
+        mntr_count(&mntr, "zk_znode_count"),
+        znodes_before + 1,
+        "{server_name}: zk_znode_count after one create: {mntr:?}"
+    );
+    assert_eq!(
+        srvr_node_count(&four_letter(port, "srvr")),
+        nodes_before + 1,
+        "{server_name}: srvr Node count after one create"
+    );
+    session.close();
+}
+
+fn srvr_node_count(srvr: &str) -> u64 {
+    srvr.lines()
+        .find_map(|line| line.strip_prefix("Node count: "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("srvr without a numeric Node count line: {srvr:?}"))
+}
+
+/// The value of `key` in a `mntr` reply (`zk_<key>\t<value>` lines).
+fn mntr_value(mntr: &str, key: &str) -> Option<String> {
+    mntr.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix('\t'))
+        .map(str::to_string)
+}
+
+fn mntr_count(mntr: &str, key: &str) -> u64 {
+    mntr_value(mntr, key)
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("mntr without a numeric {key}: {mntr:?}"))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// rzk with a zoo.cfg that has no 4lw line (the harness always writes `4lw.commands.whitelist=*`)
+// ---------------------------------------------------------------------------------------------------------
+
+struct DefaultWhitelistRzk {
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl DefaultWhitelistRzk {
+    /// Starts `rzk server` on a free port and waits (bounded) until `srvr`, whitelisted by default, answers
+    /// with a Mode line. Retries on a new port if the chosen one was taken meanwhile.
+    fn start() -> DefaultWhitelistRzk {
+        for _attempt in 0..3 {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let port = free_port();
+            let config = dir.path().join("zoo.cfg");
+            fs::write(
+                &config,
+                format!(
+                    "tickTime=2000\ndataDir={}\nclientPort={port}\nadmin.enableServer=false\nmaxClientCnxns=0\n",
+                    dir.path().join("data").display()
+                ),
+            )
+            .expect("write zoo.cfg");
+            let log = fs::File::create(dir.path().join("server.log")).expect("server.log");
+            let child = Command::new(rzk_binary())
+                .arg("server")
+                .arg(&config)
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log"))
+                .stderr(log)
+                .spawn()
+                .expect("start rzk server");
+            let mut server = DefaultWhitelistRzk { port, child, dir };
+            let deadline = Instant::now() + support::READY_TIMEOUT;
+            loop {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    let log = fs::read_to_string(server.dir.path().join("server.log"))
+                        .unwrap_or_default();
+                    if log.contains("Address already in use") || log.contains("AddrInUse") {
+                        break; // next attempt, new port
+                    }
+                    panic!("rzk server exited with {status} before it was ready:\n{log}");
+                }
+                if let Ok(reply) = try_four_letter(port, "srvr", Duration::from_secs(2)) {
+                    if srvr_mode(&reply).is_some() {
+                        return server;
+                    }
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "rzk server with the default whitelist did not answer srvr within {:?}",
+                    support::READY_TIMEOUT
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("rzk server: no free port after 3 attempts");
+    }
+}
+
+impl Drop for DefaultWhitelistRzk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A minimal ZooKeeper session over the wire (jute), enough to keep a session busy next to 4lw connections
+// ---------------------------------------------------------------------------------------------------------
+
+const OP_CREATE: i32 = 1;
+const OP_GET_DATA: i32 = 4;
+const OP_SET_DATA: i32 = 5;
+const OP_GET_CHILDREN: i32 = 8;
+const OP_PING: i32 = 11;
+const OP_CLOSE_SESSION: i32 = -11;
+const XID_WATCH_EVENT: i32 = -1;
+const XID_PING: i32 = -2;
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, PartialEq, Eq)]
+struct WatchEvent {
+    kind: i32,
+    state: i32,
+    path: String,
+}
+
+struct RawSession {
+    stream: TcpStream,
+    session_id: i64,
+    next_xid: i32,
+    events: Vec<WatchEvent>,
+}
+
+#[derive(Default)]
+struct Encoder(Vec<u8>);
+
+impl Encoder {
+    fn int(mut self, value: i32) -> Self {
+        self.0.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+    fn long(mut self, value: i64) -> Self {
+        self.0.extend_from_slice(&value.to_be_bytes());
+        self
+    }
+    fn bool(mut self, value: bool) -> Self {
+        self.0.push(u8::from(value));
+        self
+    }
+    fn buffer(self, bytes: &[u8]) -> Self {
+        let mut this = self.int(i32::try_from(bytes.len()).expect("short buffer"));
+        this.0.extend_from_slice(bytes);
+        this
+    }
+    fn string(self, text: &str) -> Self {
+        self.buffer(text.as_bytes())
+    }
+    /// `world:anyone` with all permissions, the only ACL these tests need.
+    fn open_acl(self) -> Self {
+        self.int(1).int(31).string("world").string("anyone")
+    }
+}
+
+struct Decoder<'a>(&'a [u8]);
+
+impl Decoder<'_> {
+    fn take(&mut self, count: usize) -> &[u8] {
+        assert!(
+            self.0.len() >= count,
+            "reply too short: wanted {count} more bytes, have {}",
+            self.0.len()
+        );
+        let (head, tail) = self.0.split_at(count);
+        self.0 = tail;
+        head
+    }
+    fn int(&mut self) -> i32 {
+        i32::from_be_bytes(self.take(4).try_into().expect("4 bytes"))
+    }
+    fn long(&mut self) -> i64 {
+        i64::from_be_bytes(self.take(8).try_into().expect("8 bytes"))
+    }
+    fn buffer(&mut self) -> Vec<u8> {
+        let length = self.int();
+        if length < 0 {
+            return Vec::new();
+        }
+        self.take(length as usize).to_vec()
+    }
+    fn string(&mut self) -> String {
+        String::from_utf8(self.buffer()).expect("UTF-8 string")
+    }
+}
+
+struct Reply {
+    zxid: i64,
+    err: i32,
+    body: Vec<u8>,
+}
+
+impl RawSession {
+    fn connect(port: u16) -> RawSession {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let stream = TcpStream::connect_timeout(&address, IO_TIMEOUT)
+            .unwrap_or_else(|error| panic!("connect to {address}: {error}"));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        let mut session = RawSession {
+            stream,
+            session_id: 0,
+            next_xid: 1,
+            events: Vec::new(),
+        };
+        // ConnectRequest{protocolVersion, lastZxidSeen, timeOut, sessionId, passwd, readOnly}.
+        let request = Encoder::default()
+            .int(0)
+            .long(0)
+            .int(10_000)
+            .long(0)
+            .buffer(&[0; 16])
+            .bool(false);
+        session.write_frame(&request.0);
+        let frame = session
+            .read_frame()
+            .unwrap_or_else(|error| panic!("ConnectResponse: {error}"));
+        let mut reply = Decoder(&frame);
+        let _protocol_version = reply.int();
+        let timeout = reply.int();
+        session.session_id = reply.long();
+        assert!(
+            timeout > 0 && session.session_id != 0,
+            "session refused: timeout {timeout}, id {:#x}",
+            session.session_id
+        );
+        session
+    }
+
+    fn write_frame(&mut self, body: &[u8]) {
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        self.stream.write_all(&frame).expect("write to the server");
+    }
+
+    fn read_frame(&mut self) -> io::Result<Vec<u8>> {
+        let mut length = [0u8; 4];
+        self.stream.read_exact(&mut length)?;
+        let mut body = vec![0u8; u32::from_be_bytes(length) as usize];
+        self.stream.read_exact(&mut body)?;
+        Ok(body)
+    }
+
+    fn send(&mut self, op: i32, body: Encoder) -> i32 {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        let mut request = Encoder::default().int(xid).int(op);
+        request.0.extend_from_slice(&body.0);
+        self.write_frame(&request.0);
+        xid
+    }
+
+    /// Reads frames until the reply with `xid`; watch events met on the way are queued. A reply with another
+    /// xid means the server broke the session's FIFO order.
+    fn reply(&mut self, xid: i32, what: &str) -> Reply {
+        loop {
+            let frame = self
+                .read_frame()
+                .unwrap_or_else(|error| panic!("{what}: no reply: {error}"));
+            let mut decoder = Decoder(&frame);
+            let (got_xid, zxid, err) = (decoder.int(), decoder.long(), decoder.int());
+            if got_xid == XID_WATCH_EVENT {
+                let (kind, state, path) = (decoder.int(), decoder.int(), decoder.string());
+                self.events.push(WatchEvent { kind, state, path });
+                continue;
+            }
+            assert_eq!(
+                got_xid, xid,
+                "{what}: reply for xid {got_xid} while waiting for {xid}"
+            );
+            return Reply {
+                zxid,
+                err,
+                body: decoder.0.to_vec(),
+            };
+        }
+    }
+
+    /// The reply to `xid` must be a success.
+    fn expect_reply(&mut self, xid: i32, what: &str) -> Reply {
+        let reply = self.reply(xid, what);
+        assert_eq!(reply.err, 0, "{what}: error {}", reply.err);
+        reply
+    }
+
+    fn send_create(&mut self, path: &str, data: &[u8]) -> i32 {
+        let body = Encoder::default()
+            .string(path)
+            .buffer(data)
+            .open_acl()
+            .int(0);
+        self.send(OP_CREATE, body)
+    }
+
+    fn create(&mut self, path: &str, data: &[u8]) {
+        self.create_with_flags(path, data, 0);
+    }
+
+    fn create_with_flags(&mut self, path: &str, data: &[u8], flags: i32) {
+        let body = Encoder::default()
+            .string(path)
+            .buffer(data)
+            .open_acl()
+            .int(flags);
+        let xid = self.send(OP_CREATE, body);
+        let reply = self.expect_reply(xid, &format!("create {path}"));
+        assert_eq!(Decoder(&reply.body).string(), path, "created path");
+        assert!(reply.zxid > 0, "create {path}: reply zxid {}", reply.zxid);
+    }
+
+    fn get_data(&mut self, path: &str, watch: bool) -> Vec<u8> {
+        let xid = self.send(OP_GET_DATA, Encoder::default().string(path).bool(watch));
+        let reply = self.expect_reply(xid, &format!("getData {path}"));
+        Decoder(&reply.body).buffer()
+    }
+
+    fn set_data(&mut self, path: &str, data: &[u8]) {
+        let body = Encoder::default().string(path).buffer(data).int(-1);
+        let xid = self.send(OP_SET_DATA, body);
+        self.expect_reply(xid, &format!("setData {path}"));
+    }
+
+    fn get_children(&mut self, path: &str) -> Vec<String> {
+        let xid = self.send(OP_GET_CHILDREN, Encoder::default().string(path).bool(false));
+        let reply = self.expect_reply(xid, &format!("getChildren {path}"));
+        let mut decoder = Decoder(&reply.body);
+        let count = decoder.int();
+        (0..count).map(|_| decoder.string()).collect()
+    }
+
+    fn ping(&mut self) {
+        let request = Encoder::default().int(XID_PING).int(OP_PING);
+        self.write_frame(&request.0);
+        self.expect_reply(XID_PING, "ping");
+    }
+
+    /// The next watch event (queued or read within `timeout`).
+    fn next_event(&mut self, timeout: Duration) -> WatchEvent {
+        if !self.events.is_empty() {
+            return self.events.remove(0);
+        }
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("timeout");
+        let frame = self
+            .read_frame()
+            .unwrap_or_else(|error| panic!("no watch event within {timeout:?}: {error}"));
+        self.stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .expect("timeout");
+        let mut decoder = Decoder(&frame);
+        let (xid, _zxid, _err) = (decoder.int(), decoder.long(), decoder.int());
+        assert_eq!(
+            xid, XID_WATCH_EVENT,
+            "expected a watch event, got xid {xid}"
+        );
+        WatchEvent {
+            kind: decoder.int(),
+            state: decoder.int(),
+            path: decoder.string(),
+        }
+    }
+
+    fn close(mut self) {
+        let xid = self.send(OP_CLOSE_SESSION, Encoder::default());
+        self.expect_reply(xid, "closeSession");
+    }
+}

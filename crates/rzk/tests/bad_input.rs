@@ -1,0 +1,634 @@
+//! Hostile and broken clients against a real `rzk server` process: malformed handshakes, bad lengths,
+//! garbage frames, unknown opcodes, half frames, floods, connection storms, near-limit payloads and bad
+//! reconnects. After every abuse the process must still run, answer `srvr`, and serve a fresh session.
+//! Where ZooKeeper's own reaction is part of the contract (ZK-COMPAT §1a framing, §3 traps), the same bytes
+//! are also sent to the real ZooKeeper 3.8.0 and the outcomes compared.
+
+mod support;
+#[path = "support/wire.rs"]
+mod wire;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use rzk_proto::codec::{encode_connect_request, encode_request};
+use rzk_proto::{Acl, ConnectRequest, CreateRequest, Id, PathWatchRequest, Request, RequestHeader};
+use support::{srvr_mode, RefZk, RzkServer, TestServer};
+use wire::{Ending, Incoming, Wire};
+
+/// A small jute.maxbuffer for the tests that go over it (set on both servers).
+const SMALL_MAX_BUFFER: u32 = 65_536;
+const RZK_SMALL_MAX_BUFFER: &str = "jute.maxbuffer=65536";
+const REF_SMALL_MAX_BUFFER: &str = "-Djute.maxbuffer=65536";
+
+/// How long to wait for a reaction that may legitimately be "nothing" (the server keeps waiting for bytes).
+const QUIET_WAIT: Duration = Duration::from_secs(2);
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------------------
+
+/// The server still runs, `srvr` answers with a Mode line, and a new session can read "/".
+fn assert_alive(server: &mut TestServer, after: &str) {
+    assert!(
+        server.is_running(),
+        "the server process died after {after}\n{}",
+        server.log_tail()
+    );
+    let srvr = support::try_four_letter(server.port(), "srvr", Duration::from_secs(10))
+        .unwrap_or_else(|error| {
+            panic!("srvr failed after {after}: {error}\n{}", server.log_tail())
+        });
+    assert!(
+        srvr_mode(&srvr).is_some(),
+        "srvr after {after} has no Mode line: {srvr:?}"
+    );
+    let mut fresh = Wire::connect(server.port());
+    let answer = fresh.call(&exists("/"));
+    assert_eq!(
+        answer.err(),
+        0,
+        "exists / from a fresh session after {after}"
+    );
+}
+
+fn exists(path: &str) -> Request {
+    Request::Exists(PathWatchRequest {
+        path: path.to_string(),
+        watch: false,
+    })
+}
+
+fn get_data(path: &str) -> Request {
+    Request::GetData(PathWatchRequest {
+        path: path.to_string(),
+        watch: false,
+    })
+}
+
+fn create(path: &str, data: Vec<u8>) -> Request {
+    Request::Create(CreateRequest {
+        path: path.to_string(),
+        data: Some(data),
+        acl: vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "world".to_string(),
+                id: "anyone".to_string(),
+            },
+        }],
+        flags: 0,
+    })
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+fn connect_bytes(request: &ConnectRequest) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_connect_request(request, &mut out);
+    out
+}
+
+fn request_bytes(xid: i32, request: &Request) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_request(xid, request, &mut out);
+    out
+}
+
+/// A request frame with a raw opcode and body.
+fn raw_request(xid: i32, op: i32, body: &[u8]) -> Vec<u8> {
+    let header = RequestHeader { xid, op };
+    let mut inner = header.xid.to_be_bytes().to_vec();
+    inner.extend_from_slice(&header.op.to_be_bytes());
+    inner.extend_from_slice(body);
+    frame(&inner)
+}
+
+/// Sends `bytes` on `wire` and describes what the server does next: a reply (xid, err, body length) and
+/// whether the connection then still answers a ping, a close, or nothing within `wait`.
+fn reaction(wire: &mut Wire, bytes: &[u8], wait: Duration) -> String {
+    if let Err(error) = wire.send_raw(bytes) {
+        return format!("closed (write failed: {})", error.kind());
+    }
+    match wire.ending(wait) {
+        Ok(Ending::Closed) => "closed".to_string(),
+        Ok(Ending::Frame(Incoming::Reply { header, body })) => {
+            let then = if wire.is_open() { "open" } else { "closed" };
+            format!(
+                "reply xid={} err={} body_len={}, then {then}",
+                header.xid,
+                header.err,
+                body.len()
+            )
+        }
+        Ok(Ending::Frame(other)) => format!("unexpected frame {other:?}"),
+        Err(_) => "no answer, connection kept open".to_string(),
+    }
+}
+
+/// Like [`reaction`] for bytes sent as the very first packet of a connection.
+fn handshake_reaction(port: u16, bytes: &[u8], wait: Duration) -> String {
+    let mut wire = Wire::unconnected(port);
+    if let Err(error) = wire.send_raw(bytes) {
+        return format!("closed (write failed: {})", error.kind());
+    }
+    match wire.read_frame(wait) {
+        Ok(None) => "closed".to_string(),
+        Ok(Some(frame)) => match rzk_proto::codec::decode_connect_response(&frame) {
+            Ok(response) => format!(
+                "ConnectResponse timeout={} session_zero={}",
+                response.timeout_ms,
+                response.session_id == 0
+            ),
+            Err(error) => format!("undecodable answer {frame:02x?}: {error}"),
+        },
+        Err(_) => "no answer, connection kept open".to_string(),
+    }
+}
+
+/// One abuse case: a name and what the server did.
+type Case = (&'static str, String);
+
+/// Collects cases, checking after each that the server survived it.
+struct Cases<'a> {
+    server: &'a mut TestServer,
+    cases: Vec<Case>,
+}
+
+impl Cases<'_> {
+    fn record(&mut self, name: &'static str, outcome: String) {
+        assert_alive(self.server, name);
+        self.cases.push((name, outcome));
+    }
+
+    /// Sends `bytes` as the first packet of a fresh connection.
+    fn handshake(&mut self, name: &'static str, bytes: &[u8]) {
+        let outcome = handshake_reaction(self.server.port(), bytes, QUIET_WAIT);
+        self.record(name, outcome);
+    }
+
+    /// Sends `bytes` on a fresh, handshaken session.
+    fn after_handshake(&mut self, name: &'static str, bytes: &[u8], wait: Duration) {
+        let mut wire = Wire::connect(self.server.port());
+        let outcome = reaction(&mut wire, bytes, wait);
+        self.record(name, outcome);
+    }
+}
+
+/// Framing and handshake abuse (ZK-COMPAT §1a Framing and Handshake, §3 jute.maxbuffer).
+fn framing_cases(cases: &mut Cases<'_>) {
+    cases.handshake(
+        "handshake: 8 bytes of 0xff as a ConnectRequest",
+        &frame(&[0xff; 8]),
+    );
+    cases.handshake("handshake: zero-length frame", &frame(&[]));
+    cases.handshake("handshake: negative length", &(-5i32).to_be_bytes());
+    cases.handshake(
+        "handshake: length over jute.maxbuffer",
+        &(SMALL_MAX_BUFFER as i32 + 1).to_be_bytes(),
+    );
+    cases.handshake("handshake: 'abcd' (not a four-letter word)", b"abcd");
+    cases.handshake(
+        "handshake: a getData request instead of a ConnectRequest",
+        &request_bytes(1, &get_data("/")),
+    );
+    let mut ahead = wire::new_session_request();
+    ahead.last_zxid_seen = 1 << 40;
+    cases.handshake(
+        "handshake: lastZxidSeen ahead of the server",
+        &connect_bytes(&ahead),
+    );
+    let mut wrong = wire::new_session_request();
+    wrong.session_id = 0x0123_4567_89ab;
+    wrong.password = vec![1; 16];
+    cases.handshake("handshake: unknown session id", &connect_bytes(&wrong));
+    cases.after_handshake(
+        "session: negative length",
+        &(-1i32).to_be_bytes(),
+        QUIET_WAIT,
+    );
+    cases.after_handshake(
+        "session: length over jute.maxbuffer",
+        &(SMALL_MAX_BUFFER as i32 + 1).to_be_bytes(),
+        QUIET_WAIT,
+    );
+    cases.after_handshake(
+        "session: 3-byte frame (no room for a RequestHeader)",
+        &frame(&[1, 2, 3]),
+        QUIET_WAIT,
+    );
+    cases.after_handshake(
+        "session: path with a NUL byte",
+        &request_bytes(12, &exists("/a\u{0}b")),
+        wire::WAIT,
+    );
+    cases.after_handshake(
+        "session: create with data just under jute.maxbuffer",
+        &request_bytes(
+            15,
+            &create("/near-limit", vec![b'x'; SMALL_MAX_BUFFER as usize - 200]),
+        ),
+        wire::WAIT,
+    );
+    cases.after_handshake(
+        "session: create with a frame just over jute.maxbuffer",
+        &request_bytes(
+            16,
+            &create("/over-limit", vec![b'x'; SMALL_MAX_BUFFER as usize]),
+        ),
+        QUIET_WAIT,
+    );
+}
+
+/// Requests with an opcode the server does not serve.
+fn unknown_opcode_cases(cases: &mut Cases<'_>) {
+    cases.after_handshake(
+        "session: unknown opcode 999",
+        &raw_request(7, 999, &[]),
+        wire::WAIT,
+    );
+    cases.after_handshake(
+        "session: unknown opcode -77 with a body",
+        &raw_request(8, -77, &[0; 12]),
+        wire::WAIT,
+    );
+    cases.after_handshake(
+        "session: a second ConnectRequest (read as xid 0, opcode 0)",
+        &connect_bytes(&wire::new_session_request()),
+        wire::WAIT,
+    );
+}
+
+fn describe(cases: &[Case]) -> String {
+    let mut text = String::new();
+    for (name, outcome) in cases {
+        writeln!(text, "  {name}: {outcome}").unwrap();
+    }
+    text
+}
+
+/// Runs `cases` against rzk and ZooKeeper 3.8.0 (both with jute.maxbuffer=65536, started concurrently) and
+/// returns (reference outcomes, rzk outcomes). None when the reference is not installed (outside CI).
+fn run_on_both(name: &str, cases: fn(&mut Cases<'_>)) -> Option<(Vec<Case>, Vec<Case>)> {
+    if support::skip_without_reference(name) {
+        return None;
+    }
+    let (mut reference, mut rzk) = std::thread::scope(|scope| {
+        let reference = scope.spawn(|| RefZk::start_with(&[], &[REF_SMALL_MAX_BUFFER]));
+        let rzk = RzkServer::start(&[RZK_SMALL_MAX_BUFFER]);
+        (reference.join().expect("reference started"), rzk)
+    });
+    Some(std::thread::scope(|scope| {
+        let on_reference = scope.spawn(|| {
+            let mut collected = Cases {
+                server: &mut reference,
+                cases: Vec::new(),
+            };
+            cases(&mut collected);
+            collected.cases
+        });
+        let mut collected = Cases {
+            server: &mut rzk,
+            cases: Vec::new(),
+        };
+        cases(&mut collected);
+        (
+            on_reference
+                .join()
+                .expect("cases ran against the reference"),
+            collected.cases,
+        )
+    }))
+}
+
+/// Fails with a table of every case where rzk's reaction differs from the reference's.
+fn assert_same_outcomes(name: &str, expected: &[Case], actual: &[Case]) {
+    let mut report = String::new();
+    for ((case, reference_outcome), (_, rzk_outcome)) in expected.iter().zip(actual) {
+        if reference_outcome != rzk_outcome {
+            writeln!(
+                report,
+                "{case}\n   reference: {reference_outcome}\n   rzk:       {rzk_outcome}"
+            )
+            .unwrap();
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "{name}: rzk reacts differently from ZooKeeper 3.8.0:\n{report}\nreference outcomes:\n{}",
+        describe(expected)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------------------
+
+/// The same hostile framing/handshake bytes, on fresh connections, against rzk and ZooKeeper 3.8.0: the
+/// reaction (ConnectResponse, reply and its err, close, or silence) must match, and both servers must stay
+/// up and serve others (ZK-COMPAT §1a Framing and Handshake; §3 "A request longer than jute.maxbuffer closes
+/// the connection (no error reply)"; lastZxidSeen ahead → closed; unknown session → timeOut 0).
+#[test]
+fn framing_abuse_matches_zookeeper() {
+    if let Some((expected, actual)) = run_on_both("framing_abuse_matches_zookeeper", framing_cases)
+    {
+        assert_same_outcomes("framing_abuse_matches_zookeeper", &expected, &actual);
+    }
+}
+
+/// Unknown opcodes: both servers answer Unimplemented (-6) with the request's xid. ZooKeeper 3.8.0's
+/// `UnimplementedRequestProcessor` then closes the connection; rzk deliberately keeps it (the project's
+/// requirement, see unknown_opcode_is_answered_and_the_connection_survives). This test pins exactly that
+/// documented difference.
+#[test]
+fn unknown_opcodes_are_unimplemented_and_only_zookeeper_closes() {
+    let Some((expected, actual)) = run_on_both(
+        "unknown_opcodes_are_unimplemented_and_only_zookeeper_closes",
+        unknown_opcode_cases,
+    ) else {
+        return;
+    };
+    for ((case, reference_outcome), (_, rzk_outcome)) in expected.iter().zip(&actual) {
+        assert!(
+            reference_outcome.contains("err=-6") && reference_outcome.ends_with("then closed"),
+            "{case}: the reference no longer behaves as documented: {reference_outcome}"
+        );
+        assert_eq!(
+            rzk_outcome,
+            &reference_outcome.replace("then closed", "then open"),
+            "{case}: rzk must answer like the reference but keep the connection"
+        );
+    }
+}
+
+/// ZK-COMPAT §1a (unknown opcodes are answered Unimplemented, ZooKeeperServer.submitRequest): opcode 999
+/// gets a reply with the request's xid and err -6, and the SAME connection keeps working: the next request
+/// is answered, in order.
+#[test]
+fn unknown_opcode_is_answered_and_the_connection_survives() {
+    let mut rzk = RzkServer::start(&[]);
+    let mut wire = Wire::connect(rzk.port());
+    wire.send_raw(&raw_request(41, 999, &[1, 2, 3, 4]))
+        .expect("send opcode 999");
+    let xid = wire.send(&exists("/"));
+    let unknown = wire.reply(41, rzk_proto::OpCode::Ping);
+    assert_eq!(unknown.header.err, -6, "opcode 999: {unknown:?}");
+    assert_eq!(unknown.body_len, 0);
+    let next = wire.reply(xid, rzk_proto::OpCode::Exists);
+    assert_eq!(next.err(), 0, "the request after opcode 999: {next:?}");
+    // (A path without any '/' or with a NUL fails validation before the parent lookup; "rel/x" would be
+    // NoNode in ZooKeeper, which looks the parent up first.)
+    let invalid = wire.call(&create("relative", Vec::new()));
+    assert_eq!(
+        invalid.err(),
+        -8,
+        "an invalid path is BadArguments (ZK-COMPAT §1b Path rules)"
+    );
+    let invalid = wire.call(&create("/bad\u{0}path", Vec::new()));
+    assert_eq!(
+        invalid.err(),
+        -8,
+        "a NUL in the path is BadArguments (ZK-COMPAT §3)"
+    );
+    assert!(wire.is_open(), "the connection survives both");
+    assert_alive(&mut rzk, "opcode 999");
+}
+
+/// ZK-COMPAT §3: a request longer than jute.maxbuffer closes the connection without a reply; one just under
+/// it succeeds. With the default limit (0xfffff): a ~1 MiB create is stored and read back whole.
+#[test]
+fn near_limit_create_succeeds_and_over_limit_closes() {
+    let mut rzk = RzkServer::start(&[]);
+    let limit = rzk_proto::frame::JUTE_MAXBUFFER_DEFAULT as usize;
+    let mut wire = Wire::connect(rzk.port());
+    // Frame = 8 (header) + 4+4 (path) + 4+data + 4+4+4+5+4+6 (one ACL) + 4 (flags) = data + 51.
+    let data = vec![b'z'; limit - 51];
+    let request = create("/big", data.clone());
+    let bytes = request_bytes(1, &request);
+    assert_eq!(
+        bytes.len() - 4,
+        limit,
+        "the create frame is exactly jute.maxbuffer long"
+    );
+    wire.send_raw(&bytes).expect("send near-limit create");
+    let created = wire.reply(1, rzk_proto::OpCode::Create);
+    assert_eq!(
+        created.err(),
+        0,
+        "a create of exactly jute.maxbuffer bytes: {created:?}"
+    );
+    let read = wire.call(&get_data("/big"));
+    match read.reply {
+        Ok(rzk_proto::Response::GetData {
+            data: Some(back), ..
+        }) => {
+            assert!(
+                back == data,
+                "the ~1 MiB node reads back whole ({} bytes)",
+                back.len()
+            )
+        }
+        other => panic!("getData /big: {other:?}"),
+    }
+    let mut over = Wire::connect(rzk.port());
+    let outcome = reaction(
+        &mut over,
+        &request_bytes(2, &create("/bigge", vec![b'z'; limit - 50])),
+        wire::WAIT,
+    );
+    assert_eq!(outcome, "closed", "a frame one byte over jute.maxbuffer");
+    assert_eq!(
+        wire.call(&exists("/bigge")).err(),
+        -101,
+        "the over-limit create did not happen"
+    );
+    assert_alive(&mut rzk, "near-limit and over-limit creates");
+}
+
+/// A client that sends half a frame and vanishes, one that sends a request and closes before the reply, and
+/// one that sends a half frame and keeps the socket open: none may hurt the server or other sessions
+/// (ZK-COMPAT §2 "Where ZooKeeper hurts its users": robustness).
+#[test]
+fn half_frames_and_early_closes_do_not_hurt_the_server() {
+    let mut rzk = RzkServer::start(&[]);
+    let port = rzk.port();
+    let mut bystander = Wire::connect(port);
+
+    let mut half = Wire::connect(port);
+    let bytes = request_bytes(1, &create("/half", b"x".to_vec()));
+    half.send_raw(&bytes[..bytes.len() / 2]).expect("send half");
+    half.drop_connection();
+    assert_alive(&mut rzk, "half a frame then close");
+
+    let mut half_handshake = Wire::unconnected(port);
+    let hello = connect_bytes(&wire::new_session_request());
+    half_handshake
+        .send_raw(&hello[..hello.len() / 2])
+        .expect("send half handshake");
+    half_handshake.drop_connection();
+    assert_alive(&mut rzk, "half a handshake then close");
+
+    let mut lingering = Wire::connect(port);
+    lingering.send_raw(&bytes[..10]).expect("send 10 bytes");
+    assert_eq!(
+        bystander.call(&exists("/")).err(),
+        0,
+        "bystander while a half frame is pending"
+    );
+
+    for index in 0..20 {
+        let mut early = Wire::connect(port);
+        early
+            .send_raw(&request_bytes(
+                1,
+                &create(&format!("/early-{index}"), b"e".to_vec()),
+            ))
+            .expect("send create");
+        early.drop_connection();
+    }
+    let mut closed_after_close = Wire::connect(port);
+    closed_after_close
+        .send_raw(&request_bytes(1, &Request::CloseSession))
+        .expect("send closeSession");
+    closed_after_close.drop_connection();
+    assert_eq!(
+        bystander.call(&exists("/")).err(),
+        0,
+        "bystander after early closes"
+    );
+    assert_alive(&mut rzk, "requests followed by an immediate close");
+    drop(lingering);
+}
+
+/// One session pipelines 20,000 requests without reading a single reply; meanwhile another session's
+/// requests are each answered within 2 s (rzk-server's per-connection in-flight cap, connection.rs), and
+/// afterwards the flooder still gets its replies in order, with its xids.
+#[test]
+fn a_flooding_session_does_not_starve_others() {
+    let mut rzk = RzkServer::start(&[]);
+    let port = rzk.port();
+    let mut victim = Wire::connect(port);
+    victim.call(&create("/flood", b"f".to_vec()));
+    let mut flooder = Wire::connect(port);
+    let total = 20_000;
+    let mut batch = Vec::new();
+    for xid in 1..=total {
+        encode_request(xid, &get_data("/flood"), &mut batch);
+    }
+    // Write from a thread: the server stops reading once its in-flight cap is hit and our socket buffers
+    // fill up, so the write may block until the flooder reads.
+    let mut writer = flooder
+        .stream()
+        .try_clone()
+        .expect("clone the flooder's stream");
+    let writing = std::thread::spawn(move || writer.write_all(&batch).map(|_| ()));
+    let mut worst = Duration::ZERO;
+    for _ in 0..30 {
+        let started = Instant::now();
+        let answer = victim.call(&exists("/flood"));
+        assert_eq!(answer.err(), 0);
+        worst = worst.max(started.elapsed());
+    }
+    assert!(
+        worst < Duration::from_secs(2),
+        "the victim's slowest request took {worst:?} while another session flooded"
+    );
+    assert!(rzk.is_running(), "rzk died under a flood");
+    // Now read the flood back: all replies, in order.
+    for xid in 1..=total {
+        let answer = flooder.reply(xid, rzk_proto::OpCode::GetData);
+        assert_eq!(answer.err(), 0, "flood reply {xid}");
+    }
+    writing
+        .join()
+        .expect("writer thread")
+        .expect("the whole flood was written");
+    assert_alive(&mut rzk, "a 20,000-request flood");
+}
+
+/// 5,000 TCP connections opened and dropped (in waves of 500 held open at once), plus 200 handshaken
+/// sessions dropped without closeSession: the server must keep serving and not leak its way to a crash.
+#[test]
+fn five_thousand_connections_opened_and_dropped() {
+    let mut rzk = RzkServer::start(&[]);
+    let port = rzk.port();
+    for _wave in 0..10 {
+        let wave: Vec<TcpStream> = (0..500).map(|_| wire::tcp(port)).collect();
+        drop(wave);
+    }
+    assert_alive(&mut rzk, "5,000 bare connections");
+    for _ in 0..200 {
+        let wire = Wire::connect(port);
+        wire.drop_connection();
+    }
+    assert_alive(&mut rzk, "200 dropped sessions");
+    let cons = support::four_letter(port, "cons");
+    assert!(
+        cons.lines().filter(|line| !line.trim().is_empty()).count() < 1_000,
+        "cons still lists the dropped connections:\n{}",
+        &cons[..cons.len().min(2_000)]
+    );
+}
+
+/// ZK-COMPAT §3: closeSession gets a reply before the close; a reconnect with a wrong password (or to the
+/// closed session) gets ConnectResponse{timeOut 0, sessionId 0}, not a bare close; lastZxidSeen ahead of the
+/// server closes the connection without a session.
+#[test]
+fn close_session_and_bad_reconnects() {
+    let mut rzk = RzkServer::start(&[]);
+    let port = rzk.port();
+    let mut wire = Wire::connect(port);
+    let id = wire.session_id;
+    let password = wire.password.clone();
+    assert_eq!(wire.password.len(), 16);
+
+    let mut impostor = Wire::unconnected(port);
+    let response = impostor
+        .handshake(&ConnectRequest {
+            session_id: id,
+            password: vec![9; 16],
+            ..wire::new_session_request()
+        })
+        .expect("a ConnectResponse for a wrong password, not a bare close");
+    assert_eq!(
+        (response.timeout_ms, response.session_id),
+        (0, 0),
+        "wrong password: {response:?}"
+    );
+    assert_eq!(impostor.ending(wire::WAIT), Ok(Ending::Closed));
+
+    let mut ahead = Wire::unconnected(port);
+    let refused = ahead.handshake(&ConnectRequest {
+        last_zxid_seen: 1 << 40,
+        ..wire::new_session_request()
+    });
+    assert!(
+        refused.is_err(),
+        "lastZxidSeen ahead of the server: {refused:?}"
+    );
+
+    let closed = wire.close_session();
+    assert_eq!(closed.err(), 0, "closeSession reply: {closed:?}");
+    assert_eq!(
+        wire.ending(wire::WAIT),
+        Ok(Ending::Closed),
+        "the connection closes after the reply"
+    );
+
+    let mut late = Wire::unconnected(port);
+    let response = late
+        .handshake(&ConnectRequest {
+            session_id: id,
+            password,
+            ..wire::new_session_request()
+        })
+        .expect("a ConnectResponse for a closed session");
+    assert_eq!((response.timeout_ms, response.session_id), (0, 0));
+    assert_alive(&mut rzk, "bad reconnects");
+}

@@ -112,6 +112,10 @@ async fn handshake(
     peer: SocketAddr,
 ) -> Result<(SessionId, ConnectRequest), ConnectionEnd> {
     let frame = read_frame(reader, buffer, shared.options.jute_max_buffer).await?;
+    if !shared.serving() {
+        // Like ZooKeeper without a quorum: close, so the client tries another server.
+        return Err(ConnectionEnd::Stopped("this member has no quorum"));
+    }
     let request = decode_connect_request(&frame)
         .map_err(|e| ConnectionEnd::Protocol(format!("connect request: {e}")))?;
     let last_zxid = shared.lock().sm.last_zxid();
@@ -262,7 +266,7 @@ impl SessionReader {
                 tracing::debug!(op, "unknown opcode; answering Unimplemented");
                 let answered = {
                     let mut core = self.shared.lock();
-                    core.expiry.touch_known(self.session_id, now_ms);
+                    core.touch(self.session_id, now_ms);
                     core.push_ready(
                         self.session_id,
                         header.xid,
@@ -287,7 +291,7 @@ impl SessionReader {
             };
             {
                 let mut core = self.shared.lock();
-                core.expiry.touch_known(self.session_id, now_ms);
+                core.touch(self.session_id, now_ms);
                 core.push_write(self.session_id, xid, received);
             }
             let entry = Entry {
@@ -298,6 +302,12 @@ impl SessionReader {
             };
             self.shared.propose_for(self.session_id, xid, entry).await;
             return Ok(());
+        }
+        if let Request::Sync(path) = &request {
+            if !self.shared.options.standalone {
+                self.sync(xid, received, now_ms, path.path.clone());
+                return Ok(());
+            }
         }
         let reply = match &request {
             Request::Auth(packet) => Some(self.add_auth(packet)),
@@ -312,7 +322,7 @@ impl SessionReader {
         let auth_failed = matches!(reply, Some(Err(ErrorCode::AuthFailed)));
         let answered = {
             let mut core = self.shared.lock();
-            core.expiry.touch_known(self.session_id, now_ms);
+            core.touch(self.session_id, now_ms);
             match reply {
                 Some(reply) => core.push_ready(self.session_id, xid, received, reply),
                 None => core.push_read(self.session_id, xid, received, request, self.auth.clone()),
@@ -325,6 +335,29 @@ impl SessionReader {
             core.close_after_flush(self.session_id);
         }
         Ok(())
+    }
+
+    /// `sync` in an ensemble: answer once this member has applied everything the leader had
+    /// committed when the sync arrived, in the session's order.
+    fn sync(&self, xid: i32, received: Instant, now_ms: i64, path: String) {
+        {
+            let mut core = self.shared.lock();
+            core.touch(self.session_id, now_ms);
+            core.push_write(self.session_id, xid, received);
+        }
+        let barrier = self.shared.replica().read_barrier();
+        let (shared, session_id) = (self.shared.clone(), self.session_id);
+        tokio::spawn(async move {
+            let reply = match barrier.await {
+                Ok(()) => Ok(Response::Sync { path }),
+                Err(error) => {
+                    tracing::debug!(%error, "sync barrier failed");
+                    Err(ErrorCode::ConnectionLoss)
+                }
+            };
+            let answered = shared.lock().complete(session_id, xid, reply);
+            shared.record(answered);
+        });
     }
 
     fn add_auth(&mut self, packet: &rzk_proto::AuthPacket) -> rzk_proto::Reply {

@@ -12,7 +12,7 @@
 //! Nothing here blocks or awaits: outbound queues are bounded and `try_send`; a client that
 //! lets its queue fill is disconnected (see [`OUTBOUND_MESSAGES_MAX`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -80,6 +80,8 @@ pub struct Core {
     pub sm: StateMachine,
     pub expiry: ExpiryTracker,
     attached: HashMap<SessionId, Attached>,
+    /// Sessions touched since the last report to the leader (ensemble members only).
+    touched: HashSet<SessionId>,
 }
 
 /// Side effects of core operations that must happen outside the lock (statistics).
@@ -94,6 +96,7 @@ impl Core {
             sm,
             expiry: ExpiryTracker::new(tick_ms),
             attached: HashMap::new(),
+            touched: HashSet::new(),
         }
     }
 
@@ -131,6 +134,32 @@ impl Core {
             self.attached.remove(&session_id);
             self.sm.drop_watches(session_id);
         }
+    }
+
+    /// A request arrived from a session: extend its life here, and remember it for the leader.
+    pub fn touch(&mut self, session_id: SessionId, now_ms: i64) {
+        self.expiry.touch_known(session_id, now_ms);
+        self.touched.insert(session_id);
+    }
+
+    /// The sessions touched since the last call (reported to the leader once a tick).
+    pub fn take_touched(&mut self) -> Vec<SessionId> {
+        self.touched.drain().collect()
+    }
+
+    /// Close every client connection (this member lost the quorum; clients go elsewhere).
+    pub fn disconnect_all(&mut self) {
+        for (session_id, attached) in self.attached.drain() {
+            attached.kill.notify_one();
+            self.sm.drop_watches(session_id);
+        }
+    }
+
+    /// Answer a pending slot (queued with [`Core::push_write`]) that needed no log entry, such
+    /// as a `sync` once the read barrier passed.
+    pub fn complete(&mut self, session_id: SessionId, xid: i32, reply: Reply) -> Answered {
+        let zxid = self.sm.last_zxid();
+        self.complete_write(session_id, xid, zxid, reply)
     }
 
     /// Queue a write that is about to be proposed.

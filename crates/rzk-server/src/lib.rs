@@ -134,6 +134,16 @@ impl Shared {
         }
     }
 
+    /// Whether this member serves clients: standalone always, an ensemble member only while it
+    /// is part of a quorum (leader or follower).
+    pub fn serving(&self) -> bool {
+        self.options.standalone
+            || self
+                .replica
+                .get()
+                .is_some_and(|replica| replica.role() != Role::Looking)
+    }
+
     pub fn mode(&self) -> &'static str {
         if self.options.standalone {
             return "standalone";
@@ -234,6 +244,14 @@ impl Applier for Shared {
             .unwrap_or_else(|error| panic!("committed log entry {index} does not decode: {error}"));
         let answered = self.lock().apply(&entry, self.monotonic_ms());
         self.record(answered);
+    }
+
+    fn sessions_touched(&self, session_ids: &[i64]) {
+        let now_ms = self.monotonic_ms();
+        let mut core = self.lock();
+        for &session_id in session_ids {
+            core.expiry.touch_known(session_id, now_ms);
+        }
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -371,10 +389,28 @@ async fn expiry_loop(shared: Arc<Shared>) {
     let mut ticker =
         tokio::time::interval(Duration::from_millis(u64::from(shared.options.tick_ms)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_leader = shared.options.standalone;
     loop {
         ticker.tick().await;
-        if !shared.options.standalone && shared.replica().role() != Role::Leader {
-            continue;
+        // Drained every tick, standalone too, so the set never grows without bound.
+        let touched = shared.lock().take_touched();
+        if !shared.options.standalone {
+            let role = shared.replica().role();
+            match role {
+                Role::Leader if !was_leader => {
+                    // A new leader gives every session a fresh full timeout (as ZooKeeper does):
+                    // members could not report touches while there was no leader.
+                    let now_ms = shared.monotonic_ms();
+                    shared.lock().track_all_sessions(now_ms);
+                }
+                Role::Leader => {}
+                Role::Follower => shared.replica().report_touches(touched),
+                Role::Looking => shared.lock().disconnect_all(),
+            }
+            was_leader = role == Role::Leader;
+            if !was_leader {
+                continue;
+            }
         }
         let expired = shared.lock().expiry.take_expired(shared.monotonic_ms());
         for session_id in expired {

@@ -277,6 +277,12 @@ fn monitor(shared: &Shared) -> String {
         "uptime",
         shared.stats.started.elapsed().as_millis().to_string(),
     );
+    if shared.mode() == "leader" {
+        let status = shared.replica().status();
+        line("followers", status.followers.to_string());
+        line("synced_followers", status.synced_followers.to_string());
+        line("pending_syncs", "0".to_string());
+    }
     text
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::{Buf, BytesMut};
 use rzk_proto::codec::{
     decode_connect_request, decode_request, encode_connect_response, encode_notification,
-    encode_reply,
+    encode_reply, DecodeError,
 };
 use rzk_proto::frame::{four_letter_word, next_frame};
 use rzk_proto::{ConnectRequest, ConnectResponse, ErrorCode, Id, Request, Response};
@@ -262,19 +262,18 @@ impl SessionReader {
         let now_ms = self.shared.monotonic_ms();
         let (header, request) = match decode_request(frame) {
             Ok(decoded) => decoded,
-            Err((Some(header), rzk_proto::codec::DecodeError::UnknownOpcode { op })) => {
-                tracing::debug!(op, "unknown opcode; answering Unimplemented");
-                let answered = {
-                    let mut core = self.shared.lock();
-                    core.touch(self.session_id, now_ms);
-                    core.push_ready(
-                        self.session_id,
-                        header.xid,
-                        received,
-                        Err(ErrorCode::Unimplemented),
-                    )
+            Err((Some(header), error)) => {
+                // Like ZooKeeper: a request with a readable header but a body that cannot be
+                // decoded gets an error reply and the connection stays.
+                let code = match error {
+                    DecodeError::UnknownOpcode { .. } => ErrorCode::Unimplemented,
+                    DecodeError::InvalidUtf8 { .. } => ErrorCode::BadArguments,
+                    _ => ErrorCode::MarshallingError,
                 };
-                self.shared.record(answered);
+                tracing::debug!(%error, ?code, "undecodable request answered with an error");
+                let mut core = self.shared.lock();
+                core.touch(self.session_id, now_ms);
+                core.push_ready(self.session_id, header.xid, received, Err(code), None);
                 return Ok(());
             }
             Err((_, error)) => return Err(ConnectionEnd::Protocol(error.to_string())),
@@ -309,29 +308,30 @@ impl SessionReader {
                 return Ok(());
             }
         }
-        let reply = match &request {
-            Request::Auth(packet) => Some(self.add_auth(packet)),
-            Request::Sasl(_) => Some(Err(ErrorCode::Unimplemented)),
-            Request::Reconfig(_) => Some(Err(if self.shared.options.standalone {
-                ErrorCode::Unimplemented
-            } else {
-                ErrorCode::ReconfigDisabled
-            })),
+        // Replies the server makes itself; auth and SASL replies carry zxid 0, as ZooKeeper's.
+        let ready = match &request {
+            Request::Auth(packet) => Some((self.add_auth(packet), Some(0))),
+            // No SASL configured: ZooKeeper answers an empty token and the session goes on.
+            Request::Sasl(_) => Some((Ok(Response::ErrorBody { err: 0 }), Some(0))),
+            Request::Reconfig(_) => Some((
+                Err(if self.shared.options.standalone {
+                    ErrorCode::Unimplemented
+                } else {
+                    ErrorCode::ReconfigDisabled
+                }),
+                None,
+            )),
             _ => None,
         };
-        let auth_failed = matches!(reply, Some(Err(ErrorCode::AuthFailed)));
-        let answered = {
-            let mut core = self.shared.lock();
-            core.touch(self.session_id, now_ms);
-            match reply {
-                Some(reply) => core.push_ready(self.session_id, xid, received, reply),
-                None => core.push_read(self.session_id, xid, received, request, self.auth.clone()),
-            }
-        };
-        self.shared.record(answered);
+        let auth_failed = matches!(ready, Some((Err(ErrorCode::AuthFailed), _)));
+        let mut core = self.shared.lock();
+        core.touch(self.session_id, now_ms);
+        match ready {
+            Some((reply, zxid)) => core.push_ready(self.session_id, xid, received, reply, zxid),
+            None => core.push_read(self.session_id, xid, received, request, self.auth.clone()),
+        }
         if auth_failed {
             // ZooKeeper answers AuthFailed, then closes the connection.
-            let mut core = self.shared.lock();
             core.close_after_flush(self.session_id);
         }
         Ok(())
@@ -355,8 +355,7 @@ impl SessionReader {
                     Err(ErrorCode::ConnectionLoss)
                 }
             };
-            let answered = shared.lock().complete(session_id, xid, reply);
-            shared.record(answered);
+            shared.lock().complete(session_id, xid, reply);
         });
     }
 
@@ -395,8 +394,14 @@ async fn write_loop(
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Outbound::Reply { xid, zxid, reply } => {
+                Outbound::Reply {
+                    xid,
+                    zxid,
+                    reply,
+                    received,
+                } => {
                     encode_reply(xid, zxid, &reply, &mut out);
+                    shared.stats.record_latency(received);
                     permits.add_permits(1);
                     shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     shared

@@ -34,6 +34,8 @@ pub enum Outbound {
         xid: i32,
         zxid: i64,
         reply: Reply,
+        /// When the request was read: latency is measured when the reply is written.
+        received: Instant,
     },
     Notification(Notification),
     /// Flush what is queued, then close the socket.
@@ -61,6 +63,8 @@ enum Pending {
         xid: i32,
         received: Instant,
         reply: Reply,
+        /// The zxid in the reply header; `None` = the last applied zxid when it leaves.
+        zxid: Option<i64>,
     },
     /// Close the connection once everything before it is answered (after AuthFailed).
     Close,
@@ -82,12 +86,6 @@ pub struct Core {
     attached: HashMap<SessionId, Attached>,
     /// Sessions touched since the last report to the leader (ensemble members only).
     touched: HashSet<SessionId>,
-}
-
-/// Side effects of core operations that must happen outside the lock (statistics).
-#[derive(Default)]
-pub struct Answered {
-    pub latencies: Vec<Instant>,
 }
 
 impl Core {
@@ -157,7 +155,7 @@ impl Core {
 
     /// Answer a pending slot (queued with [`Core::push_write`]) that needed no log entry, such
     /// as a `sync` once the read barrier passed.
-    pub fn complete(&mut self, session_id: SessionId, xid: i32, reply: Reply) -> Answered {
+    pub fn complete(&mut self, session_id: SessionId, xid: i32, reply: Reply) {
         let zxid = self.sm.last_zxid();
         self.complete_write(session_id, xid, zxid, reply)
     }
@@ -173,19 +171,22 @@ impl Core {
         }
     }
 
-    /// Queue an already computed reply behind the session's pending requests.
+    /// Queue an already computed reply behind the session's pending requests; `zxid` is the
+    /// reply header's zxid when it must not be the last applied one (auth replies carry 0).
     pub fn push_ready(
         &mut self,
         session_id: SessionId,
         xid: i32,
         received: Instant,
         reply: Reply,
-    ) -> Answered {
+        zxid: Option<i64>,
+    ) {
         if let Some(attached) = self.attached.get_mut(&session_id) {
             attached.pending.push_back(Pending::Ready {
                 xid,
                 received,
                 reply,
+                zxid,
             });
         }
         self.flush(session_id)
@@ -199,7 +200,7 @@ impl Core {
         received: Instant,
         request: Request,
         auth: Vec<Id>,
-    ) -> Answered {
+    ) {
         if let Some(attached) = self.attached.get_mut(&session_id) {
             attached.pending.push_back(Pending::Read {
                 xid,
@@ -220,20 +221,14 @@ impl Core {
     }
 
     /// A proposal failed before it was applied: answer it with `code` in its turn.
-    pub fn fail_write(&mut self, session_id: SessionId, xid: i32, code: ErrorCode) -> Answered {
+    pub fn fail_write(&mut self, session_id: SessionId, xid: i32, code: ErrorCode) {
         let zxid = self.sm.last_zxid();
         self.complete_write(session_id, xid, zxid, Err(code))
     }
 
-    fn complete_write(
-        &mut self,
-        session_id: SessionId,
-        xid: i32,
-        zxid: i64,
-        reply: Reply,
-    ) -> Answered {
+    fn complete_write(&mut self, session_id: SessionId, xid: i32, zxid: i64, reply: Reply) {
         let Some(attached) = self.attached.get_mut(&session_id) else {
-            return Answered::default();
+            return;
         };
         let slot = attached
             .pending
@@ -249,16 +244,15 @@ impl Core {
         match slot {
             Some(result) => *result = Some((zxid, reply)),
             // The connection that proposed it is gone (the session reattached elsewhere).
-            None => return Answered::default(),
+            None => return,
         }
         self.flush(session_id)
     }
 
     /// Answer the head of a session's queue for as long as it can be answered.
-    fn flush(&mut self, session_id: SessionId) -> Answered {
-        let mut answered = Answered::default();
+    fn flush(&mut self, session_id: SessionId) {
         let Some(attached) = self.attached.get_mut(&session_id) else {
-            return answered;
+            return;
         };
         let mut notifications = Vec::new();
         let mut outbound = Vec::new();
@@ -276,21 +270,24 @@ impl Core {
                     result,
                 } => {
                     let (zxid, reply) = result.expect("checked above: the write has its result");
-                    answered.latencies.push(received);
-                    outbound.push(Outbound::Reply { xid, zxid, reply });
+                    outbound.push(Outbound::Reply {
+                        xid,
+                        zxid,
+                        reply,
+                        received,
+                    });
                 }
                 Pending::Ready {
                     xid,
                     received,
                     reply,
-                } => {
-                    answered.latencies.push(received);
-                    outbound.push(Outbound::Reply {
-                        xid,
-                        zxid: self.sm.last_zxid(),
-                        reply,
-                    });
-                }
+                    zxid,
+                } => outbound.push(Outbound::Reply {
+                    xid,
+                    zxid: zxid.unwrap_or_else(|| self.sm.last_zxid()),
+                    reply,
+                    received,
+                }),
                 Pending::Close => outbound.push(Outbound::Close),
                 Pending::Read {
                     xid,
@@ -304,11 +301,11 @@ impl Core {
                     for notification in notifications.drain(..) {
                         outbound.push(Outbound::Notification(notification));
                     }
-                    answered.latencies.push(received);
                     outbound.push(Outbound::Reply {
                         xid,
                         zxid: self.sm.last_zxid(),
                         reply,
+                        received,
                     });
                 }
             }
@@ -316,7 +313,6 @@ impl Core {
         for message in outbound {
             self.send(session_id, message);
         }
-        answered
     }
 
     /// Queue one message for a session's connection; a full queue disconnects the client.
@@ -337,7 +333,7 @@ impl Core {
     }
 
     /// Apply one committed entry and route what it produced.
-    pub fn apply(&mut self, entry: &Entry, now_ms: i64) -> Answered {
+    pub fn apply(&mut self, entry: &Entry, now_ms: i64) {
         let applied: Applied = self.sm.apply(entry);
         match &entry.op {
             EntryOp::CreateSession { timeout_ms } => {
@@ -351,8 +347,7 @@ impl Core {
             let session_id = notification.session_id;
             self.send(session_id, Outbound::Notification(notification));
         }
-        let answered =
-            self.complete_write(entry.session_id, entry.xid, applied.zxid, applied.reply);
+        self.complete_write(entry.session_id, entry.xid, applied.zxid, applied.reply);
         for session_id in applied.closed_sessions {
             self.expiry.remove(session_id);
             if self.attached.contains_key(&session_id) {
@@ -361,7 +356,6 @@ impl Core {
                 self.sm.drop_watches(session_id);
             }
         }
-        answered
     }
 
     /// After a restore, every session gets a fresh full timeout (as a new ZooKeeper leader does).

@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 
 pub use options::{FourLetterWhitelist, ServerOptions};
 
-use crate::core::{Answered, Core};
+use crate::core::Core;
 use crate::stats::ServerStats;
 
 /// Client connections open at once, at most. Past it new connections wait in the accept
@@ -128,12 +128,6 @@ impl Shared {
         self.next_session_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn record(&self, answered: Answered) {
-        for received in answered.latencies {
-            self.stats.record_latency(received);
-        }
-    }
-
     /// Whether this member serves clients: standalone always, an ensemble member only while it
     /// is part of a quorum (leader or follower).
     pub fn serving(&self) -> bool {
@@ -163,8 +157,7 @@ impl Shared {
                 ProposeError::NoLeader => ErrorCode::ConnectionLoss,
                 ProposeError::Storage(_) | ProposeError::ShuttingDown => ErrorCode::SystemError,
             };
-            let answered = shared.lock().fail_write(session_id, xid, code);
-            shared.record(answered);
+            shared.lock().fail_write(session_id, xid, code);
         };
         match self.replica().propose(entry.encode()).await {
             Ok(proposal) => {
@@ -242,8 +235,8 @@ impl Applier for Shared {
         // rather than diverge from the other members.
         let entry = Entry::decode(payload)
             .unwrap_or_else(|error| panic!("committed log entry {index} does not decode: {error}"));
-        let answered = self.lock().apply(&entry, self.monotonic_ms());
-        self.record(answered);
+        let now_ms = self.monotonic_ms();
+        self.lock().apply(&entry, now_ms);
     }
 
     fn sessions_touched(&self, session_ids: &[i64]) {

@@ -41,7 +41,9 @@ pub use watch::WATCHES_PER_SESSION_MAX;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use rzk_proto::{ErrorCode, EventType, Id, KeeperState, Reply, Request, SetWatches, WatcherEvent};
+use rzk_proto::{
+    ErrorCode, EventType, Id, KeeperState, Reply, Request, Response, SetWatches, WatcherEvent,
+};
 
 use crate::tree::{node_kind, AclCache, Node, NodeKind};
 use crate::watch::{Table, WatchTable};
@@ -211,7 +213,25 @@ impl StateMachine {
         request: &Request,
         notifications: &mut Vec<Notification>,
     ) -> Reply {
-        self.serve_read(session_id, auth, request, notifications)
+        // ZooKeeper's tree keys the root both as "" and "/": a read of the empty path answers
+        // for "/", and getAllChildrenNumber("") counts every key under "/" plus "/" itself.
+        if let Request::GetAllChildrenNumber(r) = request {
+            if r.path.is_empty() {
+                let root = Request::GetAllChildrenNumber(rzk_proto::PathRequest {
+                    path: "/".to_string(),
+                });
+                return match self.serve_read(session_id, auth, &root, notifications) {
+                    Ok(Response::AllChildrenNumber { total }) => {
+                        Ok(Response::AllChildrenNumber { total: total + 1 })
+                    }
+                    other => other,
+                };
+            }
+        }
+        match root_for_empty_path(request) {
+            Some(request) => self.serve_read(session_id, auth, &request, notifications),
+            None => self.serve_read(session_id, auth, request, notifications),
+        }
     }
 
     /// Re-arm watches after a reconnect (setWatches/setWatches2) with ZooKeeper's relativeZxid
@@ -288,6 +308,36 @@ impl StateMachine {
             sessions: self.sessions.len() as u64,
             watches_refused: self.watches.refused,
         }
+    }
+
+    /// Watches by session, for `wchc`: session → watched paths, sorted.
+    pub fn watches_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        self.watches.listing_by_session()
+    }
+
+    /// Watches by path, for `wchp`: path → watching sessions, sorted.
+    pub fn watches_by_path(&self) -> Vec<(String, Vec<SessionId>)> {
+        self.watches.listing_by_path()
+    }
+
+    /// Ephemeral paths of every session that owns some, sorted (for `dump`).
+    pub fn ephemerals_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        let mut listing: Vec<(SessionId, Vec<String>)> = self
+            .sessions
+            .iter()
+            .filter(|(_, session)| !session.ephemerals.is_empty())
+            .map(|(id, session)| {
+                let mut paths: Vec<String> = session
+                    .ephemerals
+                    .iter()
+                    .map(|path| path.to_string())
+                    .collect();
+                paths.sort_unstable();
+                (*id, paths)
+            })
+            .collect();
+        listing.sort_unstable();
+        listing
     }
 
     /// Deterministic snapshot bytes of the tree and session table (not watches).
@@ -464,4 +514,23 @@ pub(crate) fn notification(
 /// Map a request error to the code ZooKeeper would send.
 pub fn error_code(code: ErrorCode) -> i32 {
     code.code()
+}
+
+/// The same read with its path set to "/" when it names the empty path; `None` otherwise.
+fn root_for_empty_path(request: &Request) -> Option<Request> {
+    use rzk_proto::{PathRequest, PathWatchRequest};
+    let root = |watch: bool| PathWatchRequest {
+        path: "/".to_string(),
+        watch,
+    };
+    match request {
+        Request::Exists(r) if r.path.is_empty() => Some(Request::Exists(root(r.watch))),
+        Request::GetData(r) if r.path.is_empty() => Some(Request::GetData(root(r.watch))),
+        Request::GetChildren(r) if r.path.is_empty() => Some(Request::GetChildren(root(r.watch))),
+        Request::GetChildren2(r) if r.path.is_empty() => Some(Request::GetChildren2(root(r.watch))),
+        Request::GetAcl(r) if r.path.is_empty() => Some(Request::GetAcl(PathRequest {
+            path: "/".to_string(),
+        })),
+        _ => None,
+    }
 }

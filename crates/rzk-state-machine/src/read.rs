@@ -230,7 +230,8 @@ impl StateMachine {
         let bits = match AddWatchMode::from_i32(mode) {
             Some(AddWatchMode::Persistent) => PERSISTENT,
             Some(AddWatchMode::PersistentRecursive) => RECURSIVE,
-            None => return Err(ErrorCode::BadArguments),
+            // ZooKeeper fails to deserialize an unknown mode: MarshallingError.
+            None => return Err(ErrorCode::MarshallingError),
         };
         self.watch(session_id, path, bits);
         Ok(Response::ErrorBody { err: 0 })
@@ -298,7 +299,8 @@ fn watcher_type_modes(watcher_type: i32) -> Result<u8, ErrorCode> {
         Some(WatcherType::Any) => Ok(DATA | CHILD | PERSISTENT | RECURSIVE),
         Some(WatcherType::Persistent) => Ok(PERSISTENT),
         Some(WatcherType::PersistentRecursive) => Ok(RECURSIVE),
-        None => Err(ErrorCode::BadArguments),
+        // ZooKeeper fails to deserialize an unknown type: MarshallingError.
+        None => Err(ErrorCode::MarshallingError),
     }
 }
 

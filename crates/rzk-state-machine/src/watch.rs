@@ -47,6 +47,32 @@ pub(crate) enum Table {
 }
 
 impl WatchTable {
+    /// Every watching session and its watched paths, both sorted (for `wchc`).
+    pub(crate) fn listing_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
+        let mut listing: Vec<(SessionId, Vec<String>)> = self
+            .by_session
+            .iter()
+            .map(|(session, paths)| {
+                let mut paths: Vec<String> = paths.iter().map(|path| path.to_string()).collect();
+                paths.sort_unstable();
+                (*session, paths)
+            })
+            .collect();
+        listing.sort_unstable();
+        listing
+    }
+
+    /// Every watched path and its watching sessions, both sorted (for `wchp`).
+    pub(crate) fn listing_by_path(&self) -> Vec<(String, Vec<SessionId>)> {
+        let mut listing: Vec<(String, Vec<SessionId>)> = self
+            .by_path
+            .iter()
+            .map(|(path, sessions)| (path.to_string(), sessions.keys().copied().collect()))
+            .collect();
+        listing.sort_unstable();
+        listing
+    }
+
     /// Add `mode` for (session, path). Returns false if the per-session cap refused it.
     pub fn add(&mut self, session: SessionId, path: &str, mode: u8) -> bool {
         let paths = self.by_session.entry(session).or_default();

@@ -246,6 +246,42 @@ fn framing_cases(cases: &mut Cases<'_>) {
     );
 }
 
+/// Frames with a valid header whose body does not decode.
+fn undecodable_body_cases(cases: &mut Cases<'_>) {
+    cases.after_handshake(
+        "session: getData with a truncated body",
+        &raw_request(9, 4, &[0, 0, 0, 9, b'/']),
+        wire::WAIT,
+    );
+    cases.after_handshake(
+        "session: create with a truncated body",
+        &raw_request(10, 1, &[0, 0, 0, 2, b'/', b'x']),
+        wire::WAIT,
+    );
+    cases.after_handshake(
+        "session: getData body with a negative path length",
+        &raw_request(11, 4, &[0xff, 0xff, 0xff, 0xfe, 0]),
+        wire::WAIT,
+    );
+    let mut body = vec![0, 0, 0, 3, b'/', 0xc3, 0x28];
+    body.extend_from_slice(&[0, 0, 0, 0]); // data: empty
+    body.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 31, 0, 0, 0, 5]);
+    body.extend_from_slice(b"world");
+    body.extend_from_slice(&[0, 0, 0, 6]);
+    body.extend_from_slice(b"anyone");
+    body.extend_from_slice(&[0, 0, 0, 0]); // flags
+    cases.after_handshake(
+        "session: create with invalid UTF-8 in the path",
+        &raw_request(13, 1, &body),
+        wire::WAIT,
+    );
+    cases.after_handshake(
+        "session: multi containing a getData op",
+        &request_bytes(14, &Request::Multi(vec![get_data("/")])),
+        wire::WAIT,
+    );
+}
+
 /// Requests with an opcode the server does not serve.
 fn unknown_opcode_cases(cases: &mut Cases<'_>) {
     cases.after_handshake(
@@ -339,6 +375,24 @@ fn framing_abuse_matches_zookeeper() {
     if let Some((expected, actual)) = run_on_both("framing_abuse_matches_zookeeper", framing_cases)
     {
         assert_same_outcomes("framing_abuse_matches_zookeeper", &expected, &actual);
+    }
+}
+
+/// A frame whose header is fine but whose body does not decode (truncated, negative length, invalid UTF-8,
+/// a read op inside multi): ZooKeeper 3.8.0 answers MarshallingError (-5) (BadArguments for invalid UTF-8 in
+/// a create path) from its request processors and KEEPS the connection (`FinalRequestProcessor` /
+/// `PrepRequestProcessor` catch blocks).
+#[test]
+fn undecodable_request_bodies_get_an_error_reply_like_zookeeper() {
+    if let Some((expected, actual)) = run_on_both(
+        "undecodable_request_bodies_get_an_error_reply_like_zookeeper",
+        undecodable_body_cases,
+    ) {
+        assert_same_outcomes(
+            "undecodable_request_bodies_get_an_error_reply_like_zookeeper",
+            &expected,
+            &actual,
+        );
     }
 }
 

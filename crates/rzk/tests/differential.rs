@@ -14,6 +14,12 @@
 //! - watch-event header zxids are compared separately: 3.8.0 sends -1, rzk sends the event's zxid as 3.9
 //!   does (ZK-COMPAT §1a, xid -1), see [`KNOWN_DIFFERENCES`].
 //!
+//! Two more differences are deliberate and not scripted here: (1) removeWatches/checkWatches with
+//! WatcherType Persistent (4) or PersistentRecursive (5) remove just that watch, as 3.9 does
+//! (ZOOKEEPER-4472); 3.8.0 answers MarshallingError. (2) A reconnect with a wrong password gets
+//! the expired answer but leaves the session's live connection alone; 3.8.0 closes that
+//! connection first, which lets anyone who knows a session id disconnect it.
+//!
 //! A mismatch fails the test with a step-by-step diff (reference vs rzk). The reference is the oracle: the
 //! raw client and codec are shared, but the server answering is the real one. A few checks with the
 //! third-party `zookeeper-client` crate are at the end.
@@ -1966,6 +1972,91 @@ fn sessions_match_zookeeper() {
 // ---------------------------------------------------------------------------------------------------------
 // One test per behaviour where rzk and ZooKeeper 3.8.0 were seen to differ (each named after the rule)
 // ---------------------------------------------------------------------------------------------------------
+
+/// ZK-COMPAT §3: "The `auth` reply carries zxid 0" (xid -4). Checked for a successful digest addauth, an
+/// `ip` addauth and the AuthFailed reply of an unknown scheme (which also closes the connection, §1a).
+#[test]
+fn auth_reply_carries_zxid_zero_like_zookeeper() {
+    differential(
+        "auth_reply_carries_zxid_zero_like_zookeeper",
+        Setup::default(),
+        |r| {
+            let s = r.open();
+            r.op(
+                s,
+                "create /x (so the last zxid is not 0)",
+                create("/x", b"", PERSISTENT),
+            );
+            r.op_xid(s, "addauth digest", -4, auth("digest", b"alice:secret"));
+            r.op_xid(s, "addauth ip", -4, auth("ip", b"10.0.0.1"));
+            let t = r.open();
+            r.op_xid(t, "addauth unknown scheme", -4, auth("foo", b"bar"));
+        },
+    );
+}
+
+/// ZooKeeper's DataTree also stores the root under the empty path "", and its read paths do not validate
+/// the path, so reads of "" answer for "/" (seen on 3.8.0: getChildren("") lists the root's children).
+/// Writes do validate (ZK-COMPAT §1b Path rules): those are covered by path_traps_match_zookeeper.
+#[test]
+fn empty_path_reads_address_the_root_like_zookeeper() {
+    differential(
+        "empty_path_reads_address_the_root_like_zookeeper",
+        Setup::default(),
+        |r| {
+            let s = r.open();
+            r.op(s, "create /a", create("/a", b"", PERSISTENT));
+            r.op(s, "getChildren \"\"", get_children("", false));
+            r.op(s, "getChildren2 \"\"", get_children2("", false));
+            r.op(s, "getData \"\"", get_data("", false));
+            r.op(s, "exists \"\"", exists("", false));
+            r.op(s, "getACL \"\"", get_acl(""));
+            r.op(s, "getAllChildrenNumber \"\"", all_children_number(""));
+        },
+    );
+}
+
+/// A SASL request (opcode 102, GetSASLRequest) on a server without SASL: ZooKeeper 3.8.0 logs
+/// "cnxn.saslServer is null" and answers err 0 with a 4-byte body; the session keeps working (ZK-COMPAT §1a
+/// opcode table, 102 sasl).
+#[test]
+fn sasl_request_without_sasl_matches_zookeeper() {
+    differential(
+        "sasl_request_without_sasl_matches_zookeeper",
+        Setup::default(),
+        |r| {
+            let s = r.open();
+            r.op(
+                s,
+                "SASL request (op 102) without SASL configured",
+                Request::Sasl(Vec::new()),
+            );
+            r.op(s, "session still served", exists("/", false));
+        },
+    );
+}
+
+/// Out-of-range addWatch modes and removeWatches/checkWatches types: ZooKeeper 3.8.0 fails to map the int
+/// (`AddWatchMode.fromValue`, `WatcherType.fromInt`) and answers MarshallingError (-5) on the same
+/// connection (ZK-COMPAT §1a opcodes 17, 18, 106).
+#[test]
+fn invalid_watch_modes_and_types_match_zookeeper() {
+    differential(
+        "invalid_watch_modes_and_types_match_zookeeper",
+        Setup::default(),
+        |r| {
+            let s = r.open();
+            r.op(s, "create /w", create("/w", b"", PERSISTENT));
+            r.op(s, "addWatch mode 7", add_watch("/w", 7));
+            r.op(s, "addWatch mode -1", add_watch("/w", -1));
+            r.op(s, "getData /w watch", get_data("/w", true));
+            r.op(s, "removeWatches type 9", remove_watches("/w", 9));
+            r.op(s, "removeWatches type 0", remove_watches("/w", 0));
+            r.op(s, "checkWatches type 9", check_watches("/w", 9));
+            r.op(s, "session still served", exists("/w", false));
+        },
+    );
+}
 
 /// A standalone `check` (op 13, outside multi): rzk answers SetDataResponse{Stat} / BadVersion / NoNode
 /// (ZK-COMPAT §1a opcode 13); 3.8.0 never answers (see [`KNOWN_DIFFERENCES`]), so the reference's

@@ -346,6 +346,27 @@ impl RaftLogReader<Rzk> for WalLog {
             .collect()
     }
 
+    /// Replication's read. When its first entry was purged meanwhile (a snapshot purge racing a
+    /// replication stream, seen when a wiped member rejoins), return nothing: openraft then sends
+    /// a heartbeat and, seeing the gap, a snapshot. A short read from the first kept entry would
+    /// make it send an append whose entries do not follow its `prev_log_id`.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let first_kept = self.ids().last_purged.map_or(0, |p| p.index + 1);
+        if start < first_kept {
+            tracing::debug!(
+                start,
+                first_kept,
+                "replication read starts below the purged point"
+            );
+            return Ok(Vec::new());
+        }
+        self.try_get_log_entries(start..end).await
+    }
+
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         Ok(self.ids().vote)
     }

@@ -1,0 +1,352 @@
+//! A three-member rzk ensemble as real processes (`server.1..3` lines and myid files, through
+//! the test harness), driven by the `zookeeper-client` crate: writes through every member are
+//! read back through every other, the leader is killed while clients write, a follower is
+//! killed and restarted, a follower's data is wiped, and two of three members stop.
+//!
+//! Timing: `tickTime=200`, `syncLimit=5`, so the sync window (a member without its quorum or
+//! leader for this long turns `Looking`) and the election timeout are 1 s.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{srvr_mode, try_four_letter, RzkServer};
+use zookeeper_client::{Acls, Client, CreateMode, Stat};
+
+const CONFIG: &[&str] = &["tickTime=200", "initLimit=10", "syncLimit=5"];
+/// syncLimit x tickTime.
+const SYNC_WINDOW: Duration = Duration::from_millis(1_000);
+/// A new leader must be serving within this long after the old one is killed: the followers
+/// notice after at most the election timeout (1 s), wait out the old leader's lease (1 s) and
+/// run one pre-vote + vote round. The margin is for a loaded 2-core machine.
+const FAILOVER_BOUND: Duration = Duration::from_secs(10);
+/// Bound on waits for a state the ensemble must reach.
+const WAIT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(20);
+
+fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+fn mode(server: &RzkServer) -> Option<String> {
+    try_four_letter(server.port(), "srvr", Duration::from_secs(2))
+        .ok()
+        .and_then(|reply| srvr_mode(&reply).map(str::to_string))
+}
+
+/// Waits until the members in `running` show exactly one leader and followers otherwise;
+/// returns the leader's position in `servers`.
+fn wait_for_leader(servers: &[RzkServer], running: &[usize], bound: Duration) -> usize {
+    let deadline = Instant::now() + bound;
+    loop {
+        let modes: Vec<Option<String>> = running.iter().map(|i| mode(&servers[*i])).collect();
+        let leaders: Vec<usize> = running
+            .iter()
+            .zip(&modes)
+            .filter(|(_, m)| m.as_deref() == Some("leader"))
+            .map(|(i, _)| *i)
+            .collect();
+        let followers = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count();
+        if leaders.len() == 1 && followers + 1 == running.len() {
+            return leaders[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single leader among {running:?} within {bound:?}: modes {modes:?}"
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A session with `address`. A member may refuse sessions for a moment (e.g. `Looking` while it
+/// installs a snapshot), so errors are retried until [`WAIT`] runs out.
+async fn connect(address: &str) -> Client {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let attempt = tokio::time::timeout(
+            WAIT,
+            Client::connector()
+                .with_session_timeout(Duration::from_secs(4))
+                .connect(address),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(client)) => return client,
+            Ok(Err(error)) if Instant::now() < deadline => {
+                eprintln!("connecting to {address}: {error}; retrying");
+                tokio::time::sleep(POLL).await;
+            }
+            Ok(Err(error)) => panic!("connecting to {address}: {error}"),
+            Err(_) => panic!("no session with {address} within {WAIT:?}"),
+        }
+    }
+}
+
+/// Through each member: `sync`, then every path in `paths` exists with the same Stat as on the
+/// other members.
+async fn assert_everywhere(servers: &[RzkServer], running: &[usize], paths: &BTreeSet<String>) {
+    let mut first: Option<Vec<Stat>> = None;
+    for i in running {
+        let client = connect(&servers[*i].connect_string()).await;
+        client
+            .sync("/")
+            .await
+            .unwrap_or_else(|error| panic!("sync through member {i}: {error}"));
+        let mut stats = Vec::new();
+        for path in paths {
+            match client.check_stat(path).await {
+                Ok(Some(stat)) => stats.push(stat),
+                other => panic!("{path} through member {i} after sync: {other:?}"),
+            }
+        }
+        match &first {
+            None => first = Some(stats),
+            Some(expected) => assert!(
+                *expected == stats,
+                "Stats through member {i} differ from the first member's"
+            ),
+        }
+    }
+}
+
+/// Creates `/{prefix}-{n}` for n in 0..count through `client`, pipelined; returns the paths.
+async fn create_many(client: &Client, prefix: &str, count: usize) -> BTreeSet<String> {
+    let paths: Vec<String> = (0..count).map(|n| format!("/{prefix}-{n}")).collect();
+    let options = persistent();
+    let pending: Vec<_> = paths
+        .iter()
+        .map(|path| client.create(path, b"x", &options))
+        .collect();
+    for (path, result) in paths.iter().zip(futures_join(pending).await) {
+        result.unwrap_or_else(|error| panic!("create {path}: {error}"));
+    }
+    paths.into_iter().collect()
+}
+
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futures.len());
+    for future in futures {
+        out.push(future.await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_every_member_read_back_through_every_other() {
+    let servers = RzkServer::start_ensemble(3, CONFIG);
+    let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    eprintln!("leader: member {leader}");
+
+    let mut clients = Vec::new();
+    for server in &servers {
+        clients.push(connect(&server.connect_string()).await);
+    }
+    let mut paths = BTreeSet::new();
+    for (i, client) in clients.iter().enumerate() {
+        let path = format!("/via-{i}");
+        client
+            .create(&path, format!("data {i}").as_bytes(), &persistent())
+            .await
+            .unwrap_or_else(|error| panic!("create through member {i}: {error}"));
+        for (j, reader) in clients.iter().enumerate() {
+            reader.sync(&path).await.expect("sync");
+            let (data, _) = reader
+                .get_data(&path)
+                .await
+                .unwrap_or_else(|error| panic!("{path} through member {j}: {error}"));
+            assert_eq!(data, format!("data {i}").into_bytes());
+        }
+        paths.insert(path);
+    }
+    // A session's writes keep their order through a follower (one stream to the leader).
+    let follower = (leader + 1) % 3;
+    paths.extend(create_many(&clients[follower], "ordered", 200).await);
+    let (_, stat_last) = clients[follower].get_data("/ordered-199").await.unwrap();
+    let (_, stat_first) = clients[follower].get_data("/ordered-0").await.unwrap();
+    assert!(stat_first.czxid < stat_last.czxid);
+    assert_everywhere(&servers, &[0, 1, 2], &paths).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_while_clients_write_loses_no_acknowledged_write() {
+    let mut servers = RzkServer::start_ensemble(3, CONFIG);
+    let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let all: String = servers
+        .iter()
+        .map(|s| s.connect_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..3 {
+        let client = connect(&all).await;
+        let acknowledged = acknowledged.clone();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut failures = 0u32;
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let path = format!("/w{w}-{n}");
+                n += 1;
+                match client.create(&path, b"v", &persistent()).await {
+                    Ok(_) => {
+                        acknowledged.lock().unwrap().insert(path);
+                    }
+                    // Unknown outcome (connection lost, no quorum): not counted either way.
+                    Err(_) => {
+                        failures += 1;
+                        // Back off while the ensemble elects (not synchronisation).
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            failures
+        }));
+    }
+    let count = |acknowledged: &Arc<Mutex<BTreeSet<String>>>| acknowledged.lock().unwrap().len();
+    let deadline = Instant::now() + WAIT;
+    while count(&acknowledged) < 100 {
+        assert!(Instant::now() < deadline, "writers made no progress");
+        tokio::time::sleep(POLL).await;
+    }
+
+    let before_kill = count(&acknowledged);
+    servers[leader].kill9();
+    let killed = Instant::now();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let new_leader =
+        tokio::task::block_in_place(|| wait_for_leader(&servers, &survivors, FAILOVER_BOUND));
+    let failover = killed.elapsed();
+    eprintln!(
+        "leader (member {leader}) killed with {before_kill} writes acknowledged; member {new_leader} leads after {failover:?}"
+    );
+    let resumed = count(&acknowledged);
+    let deadline = Instant::now() + WAIT;
+    while count(&acknowledged) < resumed + 100 {
+        assert!(
+            Instant::now() < deadline,
+            "writers did not resume after the failover"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("writer task");
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert_everywhere(&servers, &survivors, &acknowledged).await;
+
+    // The old leader comes back as a follower with every acknowledged write.
+    servers[leader].start_again();
+    wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    assert_everywhere(&servers, &[leader], &acknowledged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_catches_up_and_a_wiped_one_rejoins_by_snapshot() {
+    // The replica's snapshot installs are logged at info.
+    std::env::set_var(
+        "RUST_LOG",
+        "warn,rzk=info,rzk_server=info,rzk_replication=info",
+    );
+    let mut config = CONFIG.to_vec();
+    config.push("snapCount=100");
+    let mut servers = RzkServer::start_ensemble(3, &config);
+    let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let follower = (leader + 1) % 3;
+    let writer = connect(&servers[leader].connect_string()).await;
+
+    let mut paths = create_many(&writer, "before", 50).await;
+    servers[follower].kill9();
+    paths.extend(create_many(&writer, "while-down", 200).await);
+    servers[follower].start_again();
+    wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    assert_everywhere(&servers, &[follower, leader], &paths).await;
+
+    // Wiped (myid kept): the leader snapshotted every ~100 entries and keeps 1,000 entries
+    // behind its snapshot, so after 1,300 more writes the member can only catch up by snapshot.
+    servers[follower].stop();
+    let data_dir = servers[follower].data_dir();
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "myid" {
+            let path = entry.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+    }
+    for batch in 0..13 {
+        paths.extend(create_many(&writer, &format!("wiped-{batch}"), 100).await);
+    }
+    let log_before = servers[follower].log().len();
+    servers[follower].start_again();
+    wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    assert_everywhere(&servers, &[follower, leader], &paths).await;
+    let log = servers[follower].log();
+    assert!(
+        log[log_before..].contains("installing snapshot"),
+        "the wiped member did not install a snapshot:\n{}",
+        &log[log_before..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_the_survivor_refuses_service_until_the_others_return() {
+    let mut servers = RzkServer::start_ensemble(3, CONFIG);
+    let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let writer = connect(&servers[leader].connect_string()).await;
+    let paths = create_many(&writer, "kept", 100).await;
+
+    // Stop both followers: the leader loses its quorum.
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for i in &others {
+        servers[*i].stop();
+    }
+    let lost = Instant::now();
+    let deadline = lost + 4 * SYNC_WINDOW + Duration::from_secs(5);
+    loop {
+        let reply = try_four_letter(servers[leader].port(), "srvr", Duration::from_secs(2))
+            .unwrap_or_default();
+        if reply.contains("not currently serving") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the survivor still serves {:?} after losing its quorum: {reply:?}",
+            lost.elapsed()
+        );
+        std::thread::sleep(POLL);
+    }
+    eprintln!(
+        "survivor stopped serving {:?} after its quorum went away",
+        lost.elapsed()
+    );
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        writer.create("/refused", b"", &persistent()),
+    )
+    .await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "a write was acknowledged without a quorum"
+    );
+
+    for i in &others {
+        servers[*i].start_again();
+    }
+    wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let client = connect(&servers[others[0]].connect_string()).await;
+    let mut paths = paths;
+    paths.extend(create_many(&client, "after", 20).await);
+    assert_everywhere(&servers, &[0, 1, 2], &paths).await;
+}

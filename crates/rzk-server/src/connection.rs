@@ -13,7 +13,7 @@ use rzk_proto::codec::{
     encode_reply, DecodeError,
 };
 use rzk_proto::frame::{four_letter_word, next_frame};
-use rzk_proto::{ConnectRequest, ConnectResponse, ErrorCode, Id, Request, Response};
+use rzk_proto::{ConnectResponse, ErrorCode, Id, Request, Response};
 use rzk_state_machine::{Entry, EntryOp, SessionId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::core::{Outbound, OUTBOUND_MESSAGES_MAX};
 use crate::session_id::password;
+use crate::stats::ConnectionStats;
 use crate::Shared;
 
 /// Requests one connection may have in flight (read but not answered). Past it the reader
@@ -61,7 +62,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, con
             let _ = writer.shutdown().await;
             return Ok(());
         }
-        let (session_id, request) =
+        let (session_id, timeout_ms) =
             handshake(&mut reader, &mut writer, &mut buffer, &shared, peer).await?;
         run_session(
             reader,
@@ -69,7 +70,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, con
             buffer,
             &shared,
             session_id,
-            request,
+            timeout_ms,
             connection_id,
         )
         .await
@@ -110,7 +111,7 @@ async fn handshake(
     buffer: &mut BytesMut,
     shared: &Arc<Shared>,
     peer: SocketAddr,
-) -> Result<(SessionId, ConnectRequest), ConnectionEnd> {
+) -> Result<(SessionId, i32), ConnectionEnd> {
     let frame = read_frame(reader, buffer, shared.options.jute_max_buffer).await?;
     if !shared.serving() {
         // Like ZooKeeper without a quorum: close, so the client tries another server.
@@ -164,7 +165,7 @@ async fn handshake(
     let mut out = Vec::new();
     encode_connect_response(&response, &mut out);
     writer.write_all(&out).await?;
-    Ok((session_id, request))
+    Ok((session_id, timeout_ms))
 }
 
 async fn create_session(shared: &Arc<Shared>, timeout_ms: i32) -> Result<SessionId, ConnectionEnd> {
@@ -192,7 +193,7 @@ async fn run_session(
     mut buffer: BytesMut,
     shared: &Arc<Shared>,
     session_id: SessionId,
-    _connect: ConnectRequest,
+    timeout_ms: i32,
     connection_id: u64,
 ) -> Result<(), ConnectionEnd> {
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_MESSAGES_MAX);
@@ -202,7 +203,17 @@ async fn run_session(
         .lock()
         .attach(session_id, connection_id, out_tx, kill.clone());
     shared.set_connection_session(connection_id, session_id);
-    let writer_task = tokio::spawn(write_loop(writer, out_rx, permits.clone(), shared.clone()));
+    let stats = shared.connection_stats(connection_id);
+    stats
+        .session_timeout_ms
+        .store(i64::from(timeout_ms), Ordering::Relaxed);
+    let writer_task = tokio::spawn(write_loop(
+        writer,
+        out_rx,
+        permits.clone(),
+        shared.clone(),
+        stats.clone(),
+    ));
     let peer_ip = shared.connection_ip(connection_id);
     // Like ZooKeeper, every connection is authenticated as `ip:<address>` from the start.
     let auth = peer_ip
@@ -214,6 +225,7 @@ async fn run_session(
         .collect();
     let mut session = SessionReader {
         shared: shared.clone(),
+        stats: stats.clone(),
         session_id,
         auth,
         peer_ip,
@@ -251,6 +263,7 @@ async fn run_session(
 
 struct SessionReader {
     shared: Arc<Shared>,
+    stats: Arc<ConnectionStats>,
     session_id: SessionId,
     auth: Vec<Id>,
     peer_ip: Option<String>,
@@ -260,6 +273,10 @@ impl SessionReader {
     async fn handle(&mut self, frame: &[u8]) -> Result<(), ConnectionEnd> {
         let received = Instant::now();
         let now_ms = self.shared.monotonic_ms();
+        if let (Some(xid), Some(op)) = (frame.get(0..4), frame.get(4..8)) {
+            let be = |bytes: &[u8]| i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            self.stats.request(be(op), be(xid));
+        }
         let (header, request) = match decode_request(frame) {
             Ok(decoded) => decoded,
             Err((Some(header), error)) => {
@@ -387,6 +404,7 @@ async fn write_loop(
     mut queue: mpsc::Receiver<Outbound>,
     permits: Arc<Semaphore>,
     shared: Arc<Shared>,
+    stats: Arc<ConnectionStats>,
 ) {
     let mut out = Vec::with_capacity(64 * 1024);
     while let Some(first) = queue.recv().await {
@@ -402,6 +420,7 @@ async fn write_loop(
                 } => {
                     encode_reply(xid, zxid, &reply, &mut out);
                     shared.stats.record_latency(received);
+                    stats.reply(zxid, received, crate::wall_clock_ms());
                     permits.add_permits(1);
                     shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     shared

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use crate::Shared;
+use crate::{ConnectionReport, Shared};
 
 /// What `srvr`/`envi`/`mntr` report as the ZooKeeper version: the protocol level rzk serves,
 /// then rzk's own version (kazoo reads the leading digits to pick features).
@@ -35,7 +35,8 @@ pub fn answer(shared: &Shared, command: &str) -> String {
         "envi" => environment(shared),
         "mntr" => monitor(shared),
         "wchs" => watch_summary(shared),
-        "wchc" | "wchp" => format!("{}\n", watch_summary(shared).trim_end()),
+        "wchc" => watches_by_session(shared),
+        "wchp" => watches_by_path(shared),
         "isro" => "rw".to_string(),
         "dirs" => directories(shared),
         "crst" => "Connection stats reset.\n".to_string(),
@@ -68,8 +69,8 @@ fn server_stats(shared: &Shared, with_clients: bool) -> String {
     let _ = writeln!(text, "Zookeeper version: {}", version());
     if with_clients {
         text.push_str("Clients:\n");
-        for (peer, _, _) in shared.connection_list() {
-            let _ = writeln!(text, " /{peer}[1](queued=0,recved=0,sent=0)");
+        for connection in shared.connection_list() {
+            let _ = writeln!(text, " {}", connection_brief(&connection));
         }
         text.push('\n');
     }
@@ -155,16 +156,49 @@ fn configuration(shared: &Shared) -> String {
     text
 }
 
+/// ` /addr[1](queued=0,recved=N,sent=N)`: the short form of `stat`'s client list.
+fn connection_brief(connection: &ConnectionReport) -> String {
+    let interest = u8::from(connection.session_id.is_some());
+    format!(
+        "/{}[{interest}](queued=0,recved={},sent={})",
+        connection.peer, connection.stats.received, connection.stats.sent
+    )
+}
+
+/// `cons`: ZooKeeper's per-connection line, with the session fields once a session exists.
 fn connections(shared: &Shared) -> String {
     let mut text = String::new();
-    for (peer, session_id, established_ms) in shared.connection_list() {
-        let session = session_id
-            .map(|id| format!("0x{id:x}"))
-            .unwrap_or_else(|| "0x0".to_string());
-        let _ = writeln!(
+    for connection in shared.connection_list() {
+        let Some(session_id) = connection.session_id else {
+            let _ = writeln!(text, " {}", connection_brief(&connection));
+            continue;
+        };
+        let stats = &connection.stats;
+        let brief = connection_brief(&connection);
+        let _ = write!(text, " {}", &brief[..brief.len() - 1]);
+        let _ = write!(text, ",sid=0x{session_id:x}");
+        if let Some(op) = stats.last_op {
+            let _ = write!(text, ",lop={}", crate::stats::op_short_name(op));
+        }
+        let _ = write!(
             text,
-            " /{peer}[1](queued=0,recved=0,sent=0,sid={session},est={established_ms})"
+            ",est={},to={}",
+            connection.established_ms, stats.session_timeout_ms
         );
+        if stats.last_op.is_some() {
+            let _ = write!(
+                text,
+                ",lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+                stats.last_cxid,
+                stats.last_zxid,
+                stats.last_response_ms,
+                stats.latency_last_ms,
+                stats.latency_min_ms,
+                stats.latency_avg_ms,
+                stats.latency_max_ms
+            );
+        }
+        text.push_str(")\n");
     }
     text.push('\n');
     text
@@ -294,6 +328,34 @@ fn watch_summary(shared: &Shared) -> String {
     )
 }
 
+/// `wchc`: each watching session, then its paths indented by a tab.
+fn watches_by_session(shared: &Shared) -> String {
+    let listing = shared.lock().sm.watches_by_session();
+    let mut text = String::new();
+    for (session_id, paths) in listing {
+        let _ = writeln!(text, "0x{session_id:x}");
+        for path in paths {
+            let _ = writeln!(text, "\t{path}");
+        }
+    }
+    text.push('\n');
+    text
+}
+
+/// `wchp`: each watched path, then its sessions indented by a tab.
+fn watches_by_path(shared: &Shared) -> String {
+    let listing = shared.lock().sm.watches_by_path();
+    let mut text = String::new();
+    for (path, sessions) in listing {
+        let _ = writeln!(text, "{path}");
+        for session_id in sessions {
+            let _ = writeln!(text, "\t0x{session_id:x}");
+        }
+    }
+    text.push('\n');
+    text
+}
+
 fn directories(shared: &Shared) -> String {
     format!(
         "datadir_size: {}\nlogdir_size: {}\n",
@@ -309,6 +371,17 @@ fn dump(shared: &Shared) -> String {
     for (session_id, timeout_ms) in sessions {
         let _ = writeln!(text, "0x{session_id:x}\t{timeout_ms}ms");
     }
-    text.push_str("ephemeral nodes dump:\n");
+    let ephemerals = shared.lock().sm.ephemerals_by_session();
+    let _ = writeln!(
+        text,
+        "ephemeral nodes dump:\nSessions with Ephemerals ({}):",
+        ephemerals.len()
+    );
+    for (session_id, paths) in ephemerals {
+        let _ = writeln!(text, "0x{session_id:x}:");
+        for path in paths {
+            let _ = writeln!(text, "\t{path}");
+        }
+    }
     text
 }

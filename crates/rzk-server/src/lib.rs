@@ -41,7 +41,7 @@ use tokio::task::JoinHandle;
 pub use options::{FourLetterWhitelist, ServerOptions};
 
 use crate::core::Core;
-use crate::stats::ServerStats;
+use crate::stats::{ConnectionSnapshot, ConnectionStats, ServerStats};
 
 /// Client connections open at once, at most. Past it new connections wait in the accept
 /// backlog: a flood of connections degrades admission, not the sessions already served.
@@ -70,6 +70,16 @@ struct ConnectionInfo {
     peer: SocketAddr,
     session_id: Option<SessionId>,
     established_ms: i64,
+    stats: Arc<ConnectionStats>,
+}
+
+/// One open client connection as `cons`/`stat` and the admin server report it.
+#[derive(Debug, Clone)]
+pub struct ConnectionReport {
+    pub peer: SocketAddr,
+    pub session_id: Option<SessionId>,
+    pub established_ms: i64,
+    pub stats: ConnectionSnapshot,
 }
 
 /// Everything the connections, the timers and the apply path share.
@@ -193,17 +203,31 @@ impl Shared {
             .map(|info| info.peer.ip().to_string())
     }
 
-    /// `(peer, session id, established ms)` of every open connection, for `cons`/`stat`.
-    pub fn connection_list(&self) -> Vec<(SocketAddr, Option<SessionId>, i64)> {
-        let mut list: Vec<_> = self
+    /// Every open connection with its counters, sorted by peer address (for `cons`/`stat`).
+    pub fn connection_list(&self) -> Vec<ConnectionReport> {
+        let mut list: Vec<ConnectionReport> = self
             .connections
             .lock()
             .expect("connections lock")
             .values()
-            .map(|info| (info.peer, info.session_id, info.established_ms))
+            .map(|info| ConnectionReport {
+                peer: info.peer,
+                session_id: info.session_id,
+                established_ms: info.established_ms,
+                stats: info.stats.snapshot(),
+            })
             .collect();
-        list.sort_by_key(|entry| entry.0);
+        list.sort_by_key(|report| report.peer);
         list
+    }
+
+    fn connection_stats(&self, connection_id: u64) -> Arc<ConnectionStats> {
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .get(&connection_id)
+            .map(|info| info.stats.clone())
+            .unwrap_or_default()
     }
 
     fn admit(&self, peer: SocketAddr) -> bool {
@@ -353,6 +377,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 peer,
                 session_id: None,
                 established_ms: wall_clock_ms(),
+                stats: Arc::new(ConnectionStats::new()),
             },
         );
         shared

@@ -75,3 +75,128 @@ impl ServerStats {
         self.latency_max_us.store(0, Ordering::Relaxed);
     }
 }
+
+/// One connection's counters, for `cons` and `stat` (ZooKeeper's `ServerCnxn` statistics).
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    /// Opcode of the last request read (`lop`), `i32::MIN` before any.
+    pub last_op: AtomicI64,
+    pub last_cxid: AtomicI64,
+    pub last_zxid: AtomicI64,
+    /// Wall-clock ms of the last reply (`lresp`).
+    pub last_response_ms: AtomicI64,
+    pub session_timeout_ms: AtomicI64,
+    latency_last_ms: AtomicU64,
+    latency_min_ms: AtomicU64,
+    latency_max_ms: AtomicU64,
+    latency_total_ms: AtomicU64,
+    latency_count: AtomicU64,
+}
+
+/// A copy of [`ConnectionStats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionSnapshot {
+    pub received: u64,
+    pub sent: u64,
+    pub last_op: Option<i32>,
+    pub last_cxid: i64,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+    pub session_timeout_ms: i64,
+    pub latency_last_ms: u64,
+    pub latency_min_ms: u64,
+    pub latency_avg_ms: u64,
+    pub latency_max_ms: u64,
+}
+
+impl ConnectionStats {
+    pub fn new() -> ConnectionStats {
+        let stats = ConnectionStats::default();
+        stats.last_op.store(i64::from(i32::MIN), Ordering::Relaxed);
+        stats.last_zxid.store(-1, Ordering::Relaxed);
+        stats.latency_min_ms.store(u64::MAX, Ordering::Relaxed);
+        stats
+    }
+
+    pub fn request(&self, op: i32, xid: i32) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.last_op.store(i64::from(op), Ordering::Relaxed);
+        if xid >= 0 {
+            self.last_cxid.store(i64::from(xid), Ordering::Relaxed);
+        }
+    }
+
+    pub fn reply(&self, zxid: i64, since: Instant, now_ms: i64) {
+        let ms = since.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.last_zxid.store(zxid, Ordering::Relaxed);
+        self.last_response_ms.store(now_ms, Ordering::Relaxed);
+        self.latency_last_ms.store(ms, Ordering::Relaxed);
+        self.latency_min_ms.fetch_min(ms, Ordering::Relaxed);
+        self.latency_max_ms.fetch_max(ms, Ordering::Relaxed);
+        self.latency_total_ms.fetch_add(ms, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> ConnectionSnapshot {
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let op = self.last_op.load(Ordering::Relaxed);
+        ConnectionSnapshot {
+            received: self.received.load(Ordering::Relaxed),
+            sent: self.sent.load(Ordering::Relaxed),
+            last_op: (op != i64::from(i32::MIN)).then_some(op as i32),
+            last_cxid: self.last_cxid.load(Ordering::Relaxed),
+            last_zxid: self.last_zxid.load(Ordering::Relaxed),
+            last_response_ms: self.last_response_ms.load(Ordering::Relaxed),
+            session_timeout_ms: self.session_timeout_ms.load(Ordering::Relaxed),
+            latency_last_ms: self.latency_last_ms.load(Ordering::Relaxed),
+            latency_min_ms: if count == 0 {
+                0
+            } else {
+                self.latency_min_ms.load(Ordering::Relaxed)
+            },
+            latency_avg_ms: self
+                .latency_total_ms
+                .load(Ordering::Relaxed)
+                .checked_div(count)
+                .unwrap_or(0),
+            latency_max_ms: self.latency_max_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// ZooKeeper's four-letter names of operations in `cons` (`lop=`).
+pub fn op_short_name(op: i32) -> &'static str {
+    use rzk_proto::OpCode;
+    match OpCode::from_i32(op) {
+        Some(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
+            "CREA"
+        }
+        Some(OpCode::Delete | OpCode::DeleteContainer) => "DELE",
+        Some(OpCode::Exists) => "EXIS",
+        Some(OpCode::GetData) => "GETD",
+        Some(OpCode::SetData) => "SETD",
+        Some(OpCode::GetAcl) => "GETA",
+        Some(OpCode::SetAcl) => "SETA",
+        Some(OpCode::GetChildren | OpCode::GetChildren2) => "GETC",
+        Some(OpCode::Sync) => "SYNC",
+        Some(OpCode::Ping) => "PING",
+        Some(OpCode::Check) => "CHEC",
+        Some(OpCode::Multi) => "MULT",
+        Some(OpCode::MultiRead) => "MLTR",
+        Some(OpCode::CloseSession) => "CLOS",
+        Some(OpCode::SetWatches | OpCode::SetWatches2) => "SETW",
+        Some(OpCode::CheckWatches) => "CHKW",
+        Some(OpCode::RemoveWatches) => "REMW",
+        Some(OpCode::AddWatch) => "ADDW",
+        Some(OpCode::GetEphemerals) => "GETE",
+        Some(OpCode::GetAllChildrenNumber) => "GETN",
+        Some(OpCode::WhoAmI) => "WHOM",
+        Some(OpCode::Auth) => "AUTH",
+        Some(OpCode::Sasl) => "SASL",
+        Some(OpCode::Reconfig) => "RECO",
+        _ => "NA",
+    }
+}

@@ -121,6 +121,207 @@ fn four_letter_words_do_not_disturb_a_session() {
     other.close();
 }
 
+/// Checks the listings operators read, differentially against Apache ZooKeeper 3.8.0, with one session that
+/// watches `/w` (getData) and the missing `/nope` (exists) and owns an ephemeral: `wchs` is identical; `wchc`
+/// maps the session to exactly {/w, /nope} and `wchp` maps each of those paths to exactly the session; the
+/// session's `cons` line has the same fields as ZooKeeper's (queued, recved, sent, sid, lop, est, to, lcxid,
+/// lzxid, lresp, llat, minlat, avglat, maxlat) with `to=` the negotiated 10000 and non-zero packet counts;
+/// `conf` has the same keys in the same order.
+#[test]
+fn listings_match_zookeeper() {
+    if support::skip_without_reference("listings_match_zookeeper") {
+        return;
+    }
+    let reference = thread::spawn(|| {
+        let zookeeper = RefZk::start();
+        let listings = Listings::collect(zookeeper.port());
+        drop(zookeeper);
+        listings
+    });
+    let rzk = RzkServer::start(&[]);
+    let ours = Listings::collect(rzk.port());
+    let theirs = reference.join().expect("reference thread");
+
+    // The control: the expectations hold on ZooKeeper.
+    let control = theirs.problems();
+    assert!(
+        control.is_empty(),
+        "ZooKeeper 3.8.0 fails the expectations (the test is wrong):\n{}",
+        control.join("\n")
+    );
+    let mut problems = ours.problems();
+    if ours.wchs != theirs.wchs {
+        problems.push(format!(
+            "wchs: rzk {:?}, ZooKeeper {:?}",
+            ours.wchs, theirs.wchs
+        ));
+    }
+    if ours.conf_keys != theirs.conf_keys {
+        problems.push(format!(
+            "conf keys: rzk {:?}, ZooKeeper {:?}",
+            ours.conf_keys, theirs.conf_keys
+        ));
+    }
+    if ours.cons_fields != theirs.cons_fields {
+        problems.push(format!(
+            "fields of the session's cons line: rzk {:?}, ZooKeeper {:?}\n  rzk:       {}\n  ZooKeeper: {}",
+            ours.cons_fields, theirs.cons_fields, ours.cons_line, theirs.cons_line
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "rzk's listings differ from ZooKeeper 3.8.0's:\n- {}",
+        problems.join("\n- ")
+    );
+}
+
+/// What [`listings_match_zookeeper`] compares, from one server.
+struct Listings {
+    session: String,
+    wchs: String,
+    wchc: Vec<(String, Vec<String>)>,
+    wchp: Vec<(String, Vec<String>)>,
+    wchc_raw: String,
+    wchp_raw: String,
+    cons_line: String,
+    cons_fields: Vec<String>,
+    cons_values: std::collections::HashMap<String, String>,
+    conf_keys: Vec<String>,
+}
+
+impl Listings {
+    fn collect(port: u16) -> Listings {
+        let mut session = RawSession::connect(port);
+        session.create("/w", b"data");
+        session.get_data("/w", true);
+        session.exists_missing_with_watch("/nope");
+        session.create_ephemeral("/w/eph", b"x");
+        let sid = format!("0x{:x}", session.session_id);
+        let wchc_raw = four_letter(port, "wchc");
+        let wchp_raw = four_letter(port, "wchp");
+        let cons = four_letter(port, "cons");
+        let cons_line = cons
+            .lines()
+            .find(|line| {
+                line.contains(&format!("sid={sid},")) || line.contains(&format!("sid={sid})"))
+            })
+            .unwrap_or_else(|| panic!("cons has no line for session {sid}: {cons:?}"))
+            .to_string();
+        let inside = cons_line
+            .split_once('(')
+            .and_then(|(_, rest)| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("cons line without (fields): {cons_line:?}"));
+        let pairs: Vec<(String, String)> = inside
+            .split(',')
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (key.to_string(), value.to_string())
+            })
+            .collect();
+        let listings = Listings {
+            wchs: four_letter(port, "wchs"),
+            wchc: grouped(&wchc_raw, &sid),
+            wchp: grouped(&wchp_raw, &sid),
+            wchc_raw,
+            wchp_raw,
+            cons_fields: pairs.iter().map(|(key, _)| key.clone()).collect(),
+            cons_values: pairs.into_iter().collect(),
+            cons_line,
+            conf_keys: four_letter(port, "conf")
+                .lines()
+                .filter_map(|line| line.split_once('=').map(|(key, _)| key.to_string()))
+                .collect(),
+            session: sid,
+        };
+        session.close();
+        listings
+    }
+
+    /// What is wrong with these listings, as messages (empty when all is right).
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.wchs != "1 connections watching 2 paths\nTotal watches:2\n" {
+            problems.push(format!("wchs: {:?}", self.wchs));
+        }
+        let session = "<session>".to_string();
+        if self.wchc != vec![(session.clone(), vec!["/nope".to_string(), "/w".to_string()])] {
+            problems.push(format!(
+                "wchc (watches by session) should be the session id, then its two paths tab-indented; got {:?}",
+                self.wchc_raw
+            ));
+        }
+        if self.wchp
+            != vec![
+                ("/nope".to_string(), vec![session.clone()]),
+                ("/w".to_string(), vec![session]),
+            ]
+        {
+            problems.push(format!(
+                "wchp (watches by path) should be each path, then its session tab-indented; got {:?}",
+                self.wchp_raw
+            ));
+        }
+        let value = |key: &str| self.cons_values.get(key).map(String::as_str);
+        if value("sid") != Some(self.session.as_str()) {
+            problems.push(format!(
+                "cons: sid should be {}: {}",
+                self.session, self.cons_line
+            ));
+        }
+        if value("to") != Some("10000") {
+            problems.push(format!(
+                "cons: to= should be the negotiated timeout 10000: {}",
+                self.cons_line
+            ));
+        }
+        for counter in ["recved", "sent"] {
+            let count: u64 = value(counter).and_then(|v| v.parse().ok()).unwrap_or(0);
+            if count < 4 {
+                problems.push(format!(
+                    "cons: {counter}= should count the session's packets (at least 4): {}",
+                    self.cons_line
+                ));
+            }
+        }
+        if !self.conf_keys.starts_with(&[
+            "clientPort".to_string(),
+            "secureClientPort".to_string(),
+            "dataDir".to_string(),
+        ]) {
+            problems.push(format!("conf keys: {:?}", self.conf_keys));
+        }
+        problems
+    }
+}
+
+/// A `wchc`/`wchp` reply as sorted (key, sorted values) pairs: keys on their own lines, values on the
+/// following tab-indented lines; the session id `sid` becomes `<session>`.
+fn grouped(reply: &str, sid: &str) -> Vec<(String, Vec<String>)> {
+    let mask = |text: &str| {
+        if text == sid {
+            "<session>".to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for line in reply.lines() {
+        if let Some(value) = line.strip_prefix('\t') {
+            match groups.last_mut() {
+                Some((_, values)) => values.push(mask(value.trim())),
+                None => groups.push((String::new(), vec![mask(value.trim())])),
+            }
+        } else if !line.trim().is_empty() {
+            groups.push((mask(line.trim()), Vec::new()));
+        }
+    }
+    for (_, values) in &mut groups {
+        values.sort();
+    }
+    groups.sort();
+    groups
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Reply checks shared by rzk and the reference
 // ---------------------------------------------------------------------------------------------------------
@@ -279,6 +480,7 @@ impl Drop for DefaultWhitelistRzk {
 // ---------------------------------------------------------------------------------------------------------
 
 const OP_CREATE: i32 = 1;
+const OP_EXISTS: i32 = 3;
 const OP_GET_DATA: i32 = 4;
 const OP_SET_DATA: i32 = 5;
 const OP_GET_CHILDREN: i32 = 8;
@@ -475,6 +677,10 @@ impl RawSession {
         self.create_with_flags(path, data, 0);
     }
 
+    fn create_ephemeral(&mut self, path: &str, data: &[u8]) {
+        self.create_with_flags(path, data, 1);
+    }
+
     fn create_with_flags(&mut self, path: &str, data: &[u8], flags: i32) {
         let body = Encoder::default()
             .string(path)
@@ -485,6 +691,13 @@ impl RawSession {
         let reply = self.expect_reply(xid, &format!("create {path}"));
         assert_eq!(Decoder(&reply.body).string(), path, "created path");
         assert!(reply.zxid > 0, "create {path}: reply zxid {}", reply.zxid);
+    }
+
+    /// exists with a watch on a missing node: NoNode (-101), and the watch stays set.
+    fn exists_missing_with_watch(&mut self, path: &str) {
+        let xid = self.send(OP_EXISTS, Encoder::default().string(path).bool(true));
+        let reply = self.reply(xid, &format!("exists {path}"));
+        assert_eq!(reply.err, -101, "exists {path} on a missing node");
     }
 
     fn get_data(&mut self, path: &str, watch: bool) -> Vec<u8> {

@@ -167,7 +167,14 @@ impl Shared {
                 ProposeError::NoLeader => ErrorCode::ConnectionLoss,
                 ProposeError::Storage(_) | ProposeError::ShuttingDown => ErrorCode::SystemError,
             };
-            shared.lock().fail_write(session_id, xid, code);
+            let mut core = shared.lock();
+            core.fail_write(session_id, xid, code);
+            if code == ErrorCode::ConnectionLoss {
+                // The entry may still commit after a leader change, so this session's order can
+                // no longer be kept on this connection: close it, as ZooKeeper does, and let the
+                // client reconnect and re-read.
+                core.close_after_flush(session_id);
+            }
         };
         match self.replica().propose(entry.encode()).await {
             Ok(proposal) => {

@@ -3,6 +3,7 @@
 
 mod cleanup;
 mod cli;
+mod ensemble;
 mod server;
 
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
     },
     /// zkCli.sh-compatible shell: rzk cli [-server host:port[,...]] [-timeout ms] [cmd args...]
     Cli(cli::CliArgs),
+    /// Start, stop, restart or report on several servers of this host (a pseudo-cluster).
+    Ensemble(ensemble::EnsembleArgs),
     /// Delete old snapshots and log segments, keeping the N newest snapshots (zkCleanup.sh).
     Cleanup(cleanup::CleanupArgs),
 }
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Cli(_) => unreachable!("handled above"),
         Command::Server { config } => server::run(config),
         Command::Cleanup(args) => cleanup::run(args),
+        Command::Ensemble(args) => ensemble::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

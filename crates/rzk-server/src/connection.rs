@@ -20,7 +20,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use crate::core::{Outbound, OUTBOUND_MESSAGES_MAX};
+use crate::core::{Outbound, Received, OUTBOUND_MESSAGES_MAX};
 use crate::session_id::password;
 use crate::stats::ConnectionStats;
 use crate::Shared;
@@ -271,7 +271,13 @@ struct SessionReader {
 
 impl SessionReader {
     async fn handle(&mut self, frame: &[u8]) -> Result<(), ConnectionEnd> {
-        let received = Instant::now();
+        let op = frame.get(4..8).map_or(-1, |bytes| {
+            i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+        });
+        let received = Received {
+            at: Instant::now(),
+            op,
+        };
         let now_ms = self.shared.monotonic_ms();
         if let (Some(xid), Some(op)) = (frame.get(0..4), frame.get(4..8)) {
             let be = |bytes: &[u8]| i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
@@ -356,7 +362,7 @@ impl SessionReader {
 
     /// `sync` in an ensemble: answer once this member has applied everything the leader had
     /// committed when the sync arrived, in the session's order.
-    fn sync(&self, xid: i32, received: Instant, now_ms: i64, path: String) {
+    fn sync(&self, xid: i32, received: Received, now_ms: i64, path: String) {
         {
             let mut core = self.shared.lock();
             core.touch(self.session_id, now_ms);
@@ -419,8 +425,11 @@ async fn write_loop(
                     received,
                 } => {
                     encode_reply(xid, zxid, &reply, &mut out);
-                    shared.stats.record_latency(received);
-                    stats.reply(zxid, received, crate::wall_clock_ms());
+                    shared.stats.record_latency(received.at);
+                    stats.reply(zxid, received.at, crate::wall_clock_ms());
+                    shared
+                        .metrics
+                        .record_request(received.op, received.at.elapsed());
                     permits.add_permits(1);
                     shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     shared

@@ -27,6 +27,14 @@ use crate::expiry::ExpiryTracker;
 /// letting the server buffer without bound.
 pub const OUTBOUND_MESSAGES_MAX: usize = 100_000;
 
+/// When a request was read, and its opcode (the wire value): latency is measured, by opcode,
+/// when the reply is written.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub at: Instant,
+    pub op: i32,
+}
+
 /// What a connection's writer sends, in queue order.
 #[derive(Debug)]
 pub enum Outbound {
@@ -35,7 +43,7 @@ pub enum Outbound {
         zxid: i64,
         reply: Reply,
         /// When the request was read: latency is measured when the reply is written.
-        received: Instant,
+        received: Received,
     },
     Notification(Notification),
     /// Flush what is queued, then close the socket.
@@ -48,20 +56,20 @@ enum Pending {
     /// Proposed to the log; `result` is filled at apply (or when the proposal failed).
     Write {
         xid: i32,
-        received: Instant,
+        received: Received,
         result: Option<(i64, Reply)>,
     },
     /// A read waiting for the writes before it.
     Read {
         xid: i32,
-        received: Instant,
+        received: Received,
         request: Request,
         auth: Vec<Id>,
     },
     /// Already answered (ping, auth, unknown opcode...), waiting for its turn.
     Ready {
         xid: i32,
-        received: Instant,
+        received: Received,
         reply: Reply,
         /// The zxid in the reply header; `None` = the last applied zxid when it leaves.
         zxid: Option<i64>,
@@ -161,7 +169,7 @@ impl Core {
     }
 
     /// Queue a write that is about to be proposed.
-    pub fn push_write(&mut self, session_id: SessionId, xid: i32, received: Instant) {
+    pub fn push_write(&mut self, session_id: SessionId, xid: i32, received: Received) {
         if let Some(attached) = self.attached.get_mut(&session_id) {
             attached.pending.push_back(Pending::Write {
                 xid,
@@ -177,7 +185,7 @@ impl Core {
         &mut self,
         session_id: SessionId,
         xid: i32,
-        received: Instant,
+        received: Received,
         reply: Reply,
         zxid: Option<i64>,
     ) {
@@ -197,7 +205,7 @@ impl Core {
         &mut self,
         session_id: SessionId,
         xid: i32,
-        received: Instant,
+        received: Received,
         request: Request,
         auth: Vec<Id>,
     ) {

@@ -17,10 +17,12 @@
 //! `Shared::apply` (every member, log order) → `Core::apply` → state machine → reply into the
 //! slot, watch events to their sessions → connection writer → socket.
 
+pub mod admin;
 pub mod connection;
 pub mod core;
 pub mod expiry;
 pub mod four_letter;
+pub mod metrics;
 pub mod options;
 pub mod session_id;
 pub mod stats;
@@ -87,6 +89,8 @@ pub struct Shared {
     core: Mutex<Core>,
     pub stats: ServerStats,
     pub options: ServerOptions,
+    /// This server's Prometheus registry (empty until `metrics::serve`).
+    pub metrics: metrics::Metrics,
     replica: OnceLock<Replica>,
     next_session_id: AtomicI64,
     next_connection_id: AtomicU64,
@@ -106,6 +110,7 @@ impl Shared {
                 wall_clock_ms(),
             )),
             options,
+            metrics: metrics::Metrics::default(),
             replica: OnceLock::new(),
             next_connection_id: AtomicU64::new(1),
             started: Instant::now(),

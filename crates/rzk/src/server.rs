@@ -106,13 +106,65 @@ async fn serve(config: Config) -> Result<(), String> {
         "rzk serving"
     );
     let purge = autopurge(&config);
+    let http = match http_servers(&config, server.shared()).await {
+        Ok(http) => http,
+        Err(error) => {
+            server.shutdown().await;
+            return Err(error);
+        }
+    };
     wait_for_signal().await;
-    if let Some(task) = purge {
+    for task in purge.into_iter().chain(http) {
         task.abort();
     }
     tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
+}
+
+/// The AdminServer (`admin.enableServer`, default on) and Prometheus metrics (when
+/// `metricsProvider.className` names the Prometheus provider). A port that cannot be bound stops
+/// the server, as ZooKeeper exits when its AdminServer cannot start.
+async fn http_servers(
+    config: &Config,
+    shared: &std::sync::Arc<rzk_server::Shared>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+    let mut tasks = Vec::new();
+    if config.admin.enabled {
+        let address = format!("{}:{}", config.admin.address, config.admin.port);
+        let listener = tokio::net::TcpListener::bind(&address).await.map_err(|error| {
+            format!("cannot start the admin server on {address}: {error}; set admin.serverPort to a free port, or admin.enableServer=false")
+        })?;
+        let mut options = rzk_server::admin::AdminOptions::new(config.admin.command_url.clone());
+        options.voting_members = config
+            .participants()
+            .map(|spec| {
+                let host = if spec.host.contains(':') {
+                    format!("[{}]", spec.host)
+                } else {
+                    spec.host.clone()
+                };
+                (
+                    spec.id,
+                    format!(
+                        "{host}:{}:{}:participant",
+                        spec.quorum_port, spec.election_port
+                    ),
+                )
+            })
+            .collect();
+        tracing::info!(%address, command_url = %config.admin.command_url, "admin server listening");
+        tasks.push(rzk_server::admin::serve(shared.clone(), listener, options));
+    }
+    if config.metrics.prometheus_enabled() {
+        let address = format!("{}:{}", config.metrics.http_host, config.metrics.http_port);
+        let listener = tokio::net::TcpListener::bind(&address).await.map_err(|error| {
+            format!("cannot serve metrics on {address}: {error}; set metricsProvider.httpPort to a free port")
+        })?;
+        tracing::info!(%address, "Prometheus metrics at /metrics");
+        tasks.push(rzk_server::metrics::serve(shared.clone(), listener));
+    }
+    Ok(tasks)
 }
 
 async fn wait_for_signal() {

@@ -353,3 +353,202 @@ async fn pipelined_requests_keep_session_order() {
         200
     );
 }
+
+/// getACL/setACL with aclVersion checks: a read-and-admin-only ACL refuses setData (NoAuth),
+/// setACL with a stale aclVersion is BadVersion, and setACL never moves mzxid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acl_get_set_and_versions() {
+    use zookeeper_client::{Acl, AuthId, Permission};
+    let server = start().await;
+    let client = connect(&server.address).await;
+    let (created, _) = client
+        .create("/acl", b"x", &persistent())
+        .await
+        .expect("create /acl");
+    let (acl, stat) = client.get_acl("/acl").await.expect("getACL");
+    assert_eq!(acl, vec![Acl::new(Permission::ALL, AuthId::anyone())]);
+    assert_eq!(stat.aversion, 0);
+    let read_admin = [Acl::new(
+        Permission::READ | Permission::ADMIN,
+        AuthId::anyone(),
+    )];
+    let updated = client
+        .set_acl("/acl", &read_admin, Some(0))
+        .await
+        .expect("setACL");
+    assert_eq!(updated.aversion, 1);
+    assert_eq!(updated.mzxid, created.mzxid, "setACL does not touch mzxid");
+    assert_eq!(
+        client.set_data("/acl", b"y", None).await.map(|_| ()),
+        Err(Error::NoAuth)
+    );
+    assert_eq!(
+        client
+            .set_acl("/acl", &read_admin, Some(0))
+            .await
+            .map(|_| ()),
+        Err(Error::BadVersion)
+    );
+    assert_eq!(
+        client.get_data("/acl").await.expect("READ still allowed").0,
+        b"x"
+    );
+}
+
+/// sync answers, and /zookeeper/config exists on a standalone server as on ZooKeeper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_config_node() {
+    let server = start().await;
+    let client = connect(&server.address).await;
+    client.sync("/").await.expect("sync /");
+    client
+        .sync("/missing")
+        .await
+        .expect("sync on a missing path succeeds");
+    let (_, stat) = client.get_config().await.expect("/zookeeper/config exists");
+    assert_eq!(stat.aversion, -1);
+}
+
+/// check (inside a multi, the CheckWriter) and multiRead with per-op results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_version_and_multi_read() {
+    use zookeeper_client::MultiReadResult;
+    let server = start().await;
+    let client = connect(&server.address).await;
+    client
+        .create("/guard", b"", &persistent())
+        .await
+        .expect("create /guard");
+    client
+        .create("/data", b"v0", &persistent())
+        .await
+        .expect("create /data");
+    let mut guarded = client
+        .new_check_writer("/guard", Some(0))
+        .expect("check writer");
+    guarded.add_set_data("/data", b"v1", None).expect("op");
+    guarded
+        .commit()
+        .await
+        .expect("guard at version 0 lets the write through");
+    let mut stale = client
+        .new_check_writer("/guard", Some(7))
+        .expect("check writer");
+    stale.add_set_data("/data", b"v2", None).expect("op");
+    assert!(
+        stale.commit().await.is_err(),
+        "a stale guard version fails the multi"
+    );
+    let mut reader = client.new_multi_reader();
+    reader.add_get_data("/data").expect("op");
+    reader.add_get_children("/missing").expect("op");
+    let results = reader.commit().await.expect("multiRead");
+    assert!(
+        matches!(&results[0], MultiReadResult::Data { data, .. } if data == b"v1"),
+        "{results:?}"
+    );
+    assert!(
+        matches!(&results[1], MultiReadResult::Error { err: Error::NoNode }),
+        "{results:?}"
+    );
+}
+
+/// A persistent (non-recursive) watch is not removed when it fires, and sees data and child
+/// changes of its node (removeWatches is checked against ZooKeeper in the differential tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_watch_keeps_firing() {
+    let server = start().await;
+    let client = connect(&server.address).await;
+    client
+        .create("/p", b"", &persistent())
+        .await
+        .expect("create /p");
+    let mut watcher = client
+        .watch("/p", AddWatchMode::Persistent)
+        .await
+        .expect("addWatch");
+    client.set_data("/p", b"1", None).await.expect("set");
+    client.set_data("/p", b"2", None).await.expect("set again");
+    client
+        .create("/p/c", b"", &persistent())
+        .await
+        .expect("create child");
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(
+            within("persistent watch event", watcher.changed())
+                .await
+                .event_type,
+        );
+    }
+    assert_eq!(
+        seen,
+        vec![
+            EventType::NodeDataChanged,
+            EventType::NodeDataChanged,
+            EventType::NodeChildrenChanged
+        ]
+    );
+}
+
+/// Containers and TTL nodes (extendedTypesEnabled): a container goes once its last child is
+/// deleted; a TTL node goes once its TTL passed without a change; without extended types a TTL
+/// create is Unimplemented, as on ZooKeeper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_and_ttl_nodes_are_cleaned_up() {
+    let mut options = rzk_server::ServerOptions::for_tests();
+    options.container_check_interval_ms = 100;
+    options.state_machine.extended_types_enabled = true;
+    let server = start_with(options, None).await;
+    let client = connect(&server.address).await;
+    let container = CreateMode::Container.with_acls(Acls::anyone_all());
+    let (stat, _) = client
+        .create("/box", b"", &container)
+        .await
+        .expect("create container");
+    assert_eq!(
+        stat.ephemeral_owner, 0,
+        "containers show owner 0 to clients"
+    );
+    client
+        .create("/box/item", b"", &persistent())
+        .await
+        .expect("create child");
+    let (_, box_gone) = client
+        .check_and_watch_stat("/box")
+        .await
+        .expect("watch /box");
+    client
+        .delete("/box/item", None)
+        .await
+        .expect("delete child");
+    assert_eq!(
+        within("the empty container is deleted", box_gone.changed())
+            .await
+            .event_type,
+        EventType::NodeDeleted
+    );
+
+    let ttl = persistent().with_ttl(Duration::from_millis(200));
+    client
+        .create("/lease", b"", &ttl)
+        .await
+        .expect("create TTL node");
+    let (_, lease_gone) = client
+        .check_and_watch_stat("/lease")
+        .await
+        .expect("watch /lease");
+    assert_eq!(
+        within("the TTL node is deleted", lease_gone.changed())
+            .await
+            .event_type,
+        EventType::NodeDeleted
+    );
+
+    let plain = start().await;
+    let client = connect(&plain.address).await;
+    assert_eq!(
+        client.create("/lease", b"", &ttl).await.map(|_| ()),
+        Err(Error::Unimplemented)
+    );
+}

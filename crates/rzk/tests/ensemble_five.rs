@@ -1,0 +1,127 @@
+//! A five-member rzk ensemble as real processes: it elects one leader and four followers,
+//! and keeps serving with two members killed (the leader among them) because three of five are
+//! a quorum, losing no acknowledged write.
+//!
+//! Timing: `tickTime=200`, `syncLimit=5`, as in `ensemble_replication.rs`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{srvr_mode, try_four_letter, RzkServer};
+use zookeeper_client::{Acls, Client, CreateMode};
+
+const CONFIG: &[&str] = &["tickTime=200", "initLimit=10", "syncLimit=5"];
+/// Bound on waits for a state the ensemble must reach (generous: a loaded 2-core machine).
+const WAIT: Duration = Duration::from_secs(60);
+
+fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+fn mode(server: &RzkServer) -> Option<String> {
+    try_four_letter(server.port(), "srvr", Duration::from_secs(2))
+        .ok()
+        .and_then(|reply| srvr_mode(&reply).map(str::to_string))
+}
+
+/// Polls `srvr` (bounded by [`WAIT`]) until `running` shows one leader and followers otherwise.
+async fn wait_for_leader(servers: &[RzkServer], running: &[usize]) -> usize {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let modes: Vec<Option<String>> = running.iter().map(|&i| mode(&servers[i])).collect();
+        let leaders: Vec<usize> = running
+            .iter()
+            .zip(&modes)
+            .filter(|(_, m)| m.as_deref() == Some("leader"))
+            .map(|(&i, _)| i)
+            .collect();
+        let followers = modes
+            .iter()
+            .filter(|m| m.as_deref() == Some("follower"))
+            .count();
+        if leaders.len() == 1 && followers + 1 == running.len() {
+            return leaders[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single leader among {running:?} within {WAIT:?}: {modes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A session with `address`, retried while a member briefly refuses sessions, bounded by [`WAIT`].
+async fn connect(address: &str) -> Client {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let attempt = Client::connector()
+            .with_session_timeout(Duration::from_secs(4))
+            .connect(address);
+        match tokio::time::timeout(WAIT, attempt).await {
+            Ok(Ok(client)) => return client,
+            other => assert!(
+                Instant::now() < deadline,
+                "no session with {address} within {WAIT:?}: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_survive_two_failures() {
+    let mut servers = RzkServer::start_ensemble(5, CONFIG);
+    let all: Vec<usize> = (0..5).collect();
+    let leader = wait_for_leader(&servers, &all).await;
+
+    // Writes through every member, read back through every other after sync.
+    for (i, server) in servers.iter().enumerate() {
+        let client = connect(&server.connect_string()).await;
+        client
+            .create(&format!("/m{i}"), b"x", &persistent())
+            .await
+            .expect("create through a member");
+    }
+    for server in &servers {
+        let client = connect(&server.connect_string()).await;
+        client.sync("/").await.expect("sync");
+        for i in 0..5 {
+            assert!(
+                client
+                    .check_stat(&format!("/m{i}"))
+                    .await
+                    .expect("exists")
+                    .is_some(),
+                "/m{i} on every member"
+            );
+        }
+    }
+
+    // Kill the leader and one follower: three of five remain, a quorum.
+    let follower = (leader + 1) % 5;
+    servers[leader].kill9();
+    servers[follower].kill9();
+    let survivors: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|&i| i != leader && i != follower)
+        .collect();
+    let new_leader = wait_for_leader(&servers, &survivors).await;
+    assert_ne!(new_leader, leader);
+    let client = connect(&servers[survivors[0]].connect_string()).await;
+    client
+        .create("/after", b"", &persistent())
+        .await
+        .expect("a write with three of five");
+    for i in 0..5 {
+        assert!(
+            client
+                .check_stat(&format!("/m{i}"))
+                .await
+                .expect("exists")
+                .is_some(),
+            "acknowledged /m{i} kept"
+        );
+    }
+}

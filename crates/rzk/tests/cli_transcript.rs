@@ -8,6 +8,8 @@
 #[path = "../../rzk-client/tests/reference_zk/mod.rs"]
 mod reference_zk;
 
+mod support;
+
 #[allow(dead_code)]
 #[path = "../src/cli/mod.rs"]
 mod cli;
@@ -98,21 +100,40 @@ struct Run {
 }
 
 fn zkcli(zk: &ReferenceZk, args: &[&str], stdin: &str) -> Run {
-    let mut child = Command::new(ZKCLI)
-        .args(["-server", &zk.address()])
-        .args(args)
+    zkcli_at(&zk.address(), args, stdin)
+}
+
+fn zkcli_at(address: &str, args: &[&str], stdin: &str) -> Run {
+    run_feeding(
+        Command::new(ZKCLI).args(["-server", address]).args(args),
+        stdin,
+    )
+}
+
+/// The real `rzk cli` binary, as `zkCli.sh` users run it through bin/zkCli.sh.
+fn rzk_cli_binary_at(address: &str, args: &[&str], stdin: &str) -> Run {
+    run_feeding(
+        Command::new(env!("CARGO_BIN_EXE_rzk"))
+            .args(["cli", "-server", address])
+            .args(args),
+        stdin,
+    )
+}
+
+fn run_feeding(command: &mut Command, stdin: &str) -> Run {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawning Debian's zkCli.sh");
+        .expect("spawning the CLI");
     child
         .stdin
         .take()
-        .expect("zkCli stdin")
+        .expect("CLI stdin")
         .write_all(stdin.as_bytes())
-        .expect("feeding zkCli");
-    let output = child.wait_with_output().expect("waiting for zkCli");
+        .expect("feeding the CLI");
+    let output = child.wait_with_output().expect("waiting for the CLI");
     Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -279,4 +300,20 @@ fn one_shot_commands_match_zkcli_output_and_exit_codes() {
             &ours.stderr,
         );
     }
+}
+
+/// The same transcript against rzk servers: Debian's zkCli.sh against one fresh `rzk server`,
+/// the `rzk cli` binary against another; the outputs must be the same (zxids and times aside).
+#[test]
+fn tutorial_transcript_matches_zkcli_against_rzk_servers() {
+    if !reference_present() {
+        return;
+    }
+    let for_java = support::RzkServer::start(&[]);
+    let for_rzk = support::RzkServer::start(&[]);
+    let reference = zkcli_at(&for_java.connect_string(), &[], TRANSCRIPT);
+    let ours = rzk_cli_binary_at(&for_rzk.connect_string(), &[], TRANSCRIPT);
+    assert_same("stdout", &reference.stdout, &ours.stdout);
+    assert_same("stderr", &reference.stderr, &ours.stderr);
+    assert_eq!(reference.code, ours.code, "exit code after quit");
 }

@@ -185,6 +185,8 @@ async fn handle(node: &Arc<Node>, link: &mut Option<Link>, message: Outbound) {
             Ok(l) => *link = Some(l),
             Err(e) => {
                 tracing::info!(leader, "cannot open the forwarding stream: {e}");
+                // Refused or reset: the leader may be gone (elects early once its lease ran out).
+                node.leader_connection_closed(leader);
                 fail(message, ProposeError::NoLeader);
                 return;
             }

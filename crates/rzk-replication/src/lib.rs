@@ -32,16 +32,32 @@
 //!   `get_read_linearizer`), asked over the stream on a follower, then wait for local apply.
 //! - **Role** ([`Replica::role`]): openraft 0.10 never demotes a leader that lost its quorum (its
 //!   CheckQuorum only refuses new proposals once `last_quorum_acked` is older than the leader
-//!   lease = `election_timeout_max` = syncLimit·tick, see openraft's `docs/protocol/check_quorum`),
+//!   lease = `election_timeout_max` <= syncLimit·tick, see openraft's `docs/protocol/check_quorum`),
 //!   and with pre-vote a cut-off follower keeps its old leader. So the role is derived here: a
 //!   leader is `Looking` once its quorum's last answer is older than syncLimit·tick, a follower
 //!   once the leader's last accepted append is. Measured on loopback with tick = 100 ms,
 //!   syncLimit = 5: 470-540 ms after the quorum goes away (bound asserted: 2 x syncLimit·tick).
 //!
-//! Timing (from `tickTime`): heartbeat = tick/2; election timeout uniformly in
-//! [syncLimit·tick/2, syncLimit·tick] (ZooKeeper's followers give up on a leader after
-//! syncLimit·tick); pre-vote on, so a member returning from a partition does not unseat a
-//! healthy leader. A one-member group elects itself at once, without waiting for a timeout.
+//! Timing (`Timing::derive`, from `tickTime` and `syncLimit`):
+//! - heartbeat `h` = tick/4, clamped to [[`HEARTBEAT_MS_MIN`], [`HEARTBEAT_MS_MAX`]];
+//! - election timeout max `E` = [`ELECTION_TIMEOUT_HEARTBEATS`]·h, at most syncLimit·tick (a
+//!   ZooKeeper follower gives up on its leader after syncLimit·tick) but at least 4·h; min = E/2.
+//!   `E` is also openraft's leader lease: a follower grants no (pre-)vote within `E` of the
+//!   leader's last append, and a leader refuses proposals once its quorum's last answer is older.
+//! - tickTime=2000 (ZooKeeper's default), syncLimit=5: h = 100 ms, E in [500, 1000] ms;
+//!   tickTime=200: h = 50 ms, E in [250, 500] ms.
+//!
+//! A follower whose leader stops sending (no connection event) starts a pre-vote once the lease
+//! and then a random election timeout ran out: after E + [E/2, E) = 1.5-2 E. A follower whose
+//! leader's replication connection closes (a killed process: the kernel closes its sockets at
+//! once, as a ZooKeeper follower notices its broken leader connection) does not wait the random
+//! part: it starts a pre-vote as soon as the lease ran out (the survivors one heartbeat apart, by
+//! id, so they do not split the vote), retrying every heartbeat until a leader is elected or the
+//! ordinary timer takes over (`Node::leader_connection_closed`). Kill -9 of the leader to a
+//! new leader serving is then about E plus one pre-vote and vote round (measured on loopback:
+//! see `crates/rzk/tests/ensemble_clients.rs`). Pre-vote stays on, so a member returning from a
+//! partition, or one whose connection merely broke, cannot unseat a leader that a quorum still
+//! hears. A one-member group elects itself at once, without waiting for a timeout.
 //! Peers (more than one member): binary frames over TCP on the quorum port (`transport`: a small
 //! JSON header, entries and snapshot chunks as raw bytes); every member initializes the group
 //! with the same `server.N` list on an empty log. A member whose data directory was wiped comes
@@ -153,6 +169,41 @@ pub const STANDALONE_ELECTION_WAIT: Duration = Duration::from_secs(10);
 /// `propose` on a follower waits (FIFO) for an answer: the stream to the leader pushes back.
 pub const FORWARDED_PROPOSALS_IN_FLIGHT_MAX: usize = 4_096;
 
+/// Lower bound of the heartbeat interval (tiny `tickTime`s).
+pub const HEARTBEAT_MS_MIN: u64 = 10;
+
+/// Upper bound of the heartbeat interval: with ZooKeeper's default `tickTime=2000`, tick/4 would
+/// be 500 ms, and the election timeout (a multiple of it) 5 s.
+pub const HEARTBEAT_MS_MAX: u64 = 100;
+
+/// The election timeout's upper end (and openraft's leader lease), in heartbeats.
+pub const ELECTION_TIMEOUT_HEARTBEATS: u64 = 10;
+
+/// Heartbeat and election timing derived from `tickTime` and `syncLimit` (see the crate docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    /// Also openraft's leader lease.
+    pub election_timeout_max_ms: u64,
+}
+
+impl Timing {
+    pub fn derive(tick_ms: u64, sync_limit: u64) -> Timing {
+        let tick = tick_ms.max(2);
+        let sync_window = tick.saturating_mul(sync_limit.max(1));
+        let heartbeat = (tick / 4).clamp(HEARTBEAT_MS_MIN, HEARTBEAT_MS_MAX);
+        let election_max = (heartbeat * ELECTION_TIMEOUT_HEARTBEATS)
+            .min(sync_window)
+            .max(heartbeat * 4);
+        Timing {
+            heartbeat_ms: heartbeat,
+            election_timeout_min_ms: election_max / 2,
+            election_timeout_max_ms: election_max,
+        }
+    }
+}
+
 /// A follower counts as synced (`ReplicaStatus::synced_followers`) when its log is at most this
 /// many entries behind the leader's and it answered within the sync window.
 pub const SYNCED_FOLLOWER_LAG_MAX: u64 = 1_000;
@@ -195,6 +246,12 @@ pub(crate) struct Node {
     /// `initLimit x tickTime`: how long a member may take to apply up to a read barrier.
     init_window: Duration,
     pub(crate) heartbeat: Duration,
+    /// openraft's leader lease (`election_timeout_max`): no (pre-)vote is granted within it of
+    /// the leader's last append.
+    leader_lease: Duration,
+    /// The (leader, term) an early election is scheduled for, so a leader's several closed
+    /// connections schedule it once.
+    early_election: Mutex<Option<(u64, u64)>>,
     pub(crate) applier: Arc<dyn Applier>,
     pub(crate) applied: Arc<AppliedIndex>,
     /// The last leader whose append (or snapshot) this member accepted, and when.
@@ -215,6 +272,88 @@ impl Node {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_some_and(|(from, at)| from == leader && at.elapsed() < self.sync_window)
+    }
+
+    /// The leader's replication connection to this member closed: when that happens because
+    /// the leader's process died, the kernel closed its sockets at once, so there is no point in
+    /// waiting a random election timeout on top of the leader lease. Schedules pre-votes from
+    /// the moment the lease on `leader` runs out here (survivors one heartbeat apart, by their
+    /// rank among the members), every heartbeat, until this member follows someone else, hears
+    /// from `leader` again, or the ordinary election timer has had time to fire (a second lease).
+    /// Pre-vote keeps this harmless when the leader lives: the others still hear it and refuse.
+    pub(crate) fn leader_connection_closed(self: &Arc<Self>, leader: u64) {
+        if self.standalone || leader == self.id {
+            return;
+        }
+        let Some((from, heard_at)) = *self
+            .contact
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        else {
+            return;
+        };
+        let term = {
+            let m = self.metrics.borrow_watched();
+            if from != leader
+                || m.state != ServerState::Follower
+                || m.current_leader != Some(leader)
+            {
+                return;
+            }
+            m.current_term
+        };
+        {
+            let mut scheduled = self
+                .early_election
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *scheduled == Some((leader, term)) {
+                return;
+            }
+            *scheduled = Some((leader, term));
+        }
+        let rank = self
+            .members
+            .keys()
+            .filter(|id| **id != leader)
+            .position(|id| *id == self.id)
+            .unwrap_or(0) as u32;
+        let node = self.clone();
+        tokio::spawn(async move {
+            // openraft's lease runs from when it took the append, a little before `heard_at`;
+            // it is expired strictly after `lease`, hence the extra millisecond.
+            let mut at =
+                heard_at + node.leader_lease + Duration::from_millis(1) + node.heartbeat * rank;
+            let give_up = heard_at + node.leader_lease * 2;
+            while at <= give_up {
+                tokio::time::sleep_until(at.into()).await;
+                if !node.still_follows_silent(leader, term, heard_at) {
+                    return;
+                }
+                tracing::info!(
+                    leader,
+                    term,
+                    "the leader's connection closed and its lease ran out here: pre-vote"
+                );
+                if node.raft.trigger().elect(true).await.is_err() {
+                    return;
+                }
+                at += node.heartbeat;
+            }
+        });
+    }
+
+    /// Still a follower of `leader` in `term`, and nothing heard from it since `heard_at`.
+    fn still_follows_silent(&self, leader: u64, term: u64, heard_at: Instant) -> bool {
+        let contact = *self
+            .contact
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let m = self.metrics.borrow_watched();
+        contact == Some((leader, heard_at))
+            && m.state == ServerState::Follower
+            && m.current_term == term
+            && m.current_leader == Some(leader)
     }
 
     pub(crate) fn is_raft_leader(&self) -> bool {
@@ -371,6 +510,7 @@ impl Replica {
 
         let metrics = raft.metrics();
         let tick = Duration::from_millis(config.tick_ms.max(2));
+        let timing = Timing::derive(config.tick_ms, config.sync_limit);
         let node = Arc::new(Node {
             raft: raft.clone(),
             id: config.node_id,
@@ -378,7 +518,9 @@ impl Replica {
             standalone,
             sync_window: tick * config.sync_limit.max(1) as u32,
             init_window: tick * config.init_limit.max(1) as u32,
-            heartbeat: tick / 2,
+            heartbeat: Duration::from_millis(timing.heartbeat_ms),
+            leader_lease: Duration::from_millis(timing.election_timeout_max_ms),
+            early_election: Mutex::new(None),
             applier,
             applied,
             contact: Mutex::new(None),
@@ -610,15 +752,13 @@ impl Replica {
 /// openraft's configuration derived from ZooKeeper's settings (see the crate docs).
 fn raft_config(config: &ReplicaConfig) -> Result<openraft::Config, ReplicationError> {
     let tick = config.tick_ms.max(2);
-    let heartbeat = tick / 2;
-    let election_max = (config.sync_limit.max(1) * tick).max(heartbeat * 4);
-    let election_min = (election_max / 2).max(heartbeat * 2);
+    let timing = Timing::derive(config.tick_ms, config.sync_limit);
     let snap_threshold = jittered_snap_count(config.snap_count);
     openraft::Config {
         cluster_name: "rzk".to_string(),
-        heartbeat_interval: heartbeat,
-        election_timeout_min: election_min,
-        election_timeout_max: election_max,
+        heartbeat_interval: timing.heartbeat_ms,
+        election_timeout_min: timing.election_timeout_min_ms,
+        election_timeout_max: timing.election_timeout_max_ms,
         install_snapshot_timeout: config.init_limit.max(1) * tick,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snap_threshold),
         max_in_snapshot_log_to_keep: LOGS_KEPT_BEHIND_SNAPSHOT,
@@ -657,3 +797,52 @@ fn jittered_snap_count(snap_count: u64) -> u64 {
 
 #[cfg(test)]
 mod suite_tests;
+
+#[cfg(test)]
+mod timing_tests {
+    use super::*;
+
+    fn config(tick_ms: u64, sync_limit: u64) -> ReplicaConfig {
+        ReplicaConfig {
+            node_id: 1,
+            members: BTreeMap::from([(1, "127.0.0.1:1".to_string())]),
+            log_dir: None,
+            snapshot_dir: None,
+            force_sync: false,
+            snap_count: 100_000,
+            tick_ms,
+            init_limit: 10,
+            sync_limit,
+        }
+    }
+
+    #[test]
+    fn timing_rule_maps_tick_time_and_sync_limit() {
+        let t = |tick, sync| {
+            let t = Timing::derive(tick, sync);
+            (
+                t.heartbeat_ms,
+                t.election_timeout_min_ms,
+                t.election_timeout_max_ms,
+            )
+        };
+        // ZooKeeper's default tickTime, and the tests' tickTime=200.
+        assert_eq!(t(2000, 5), (100, 500, 1000));
+        assert_eq!(t(200, 5), (50, 250, 500));
+        // syncLimit·tick caps the election timeout, 4 heartbeats floor it.
+        assert_eq!(t(200, 2), (50, 200, 400));
+        assert_eq!(t(200, 1), (50, 100, 200));
+        assert_eq!(t(2, 1), (10, 20, 40));
+        for tick in [1, 2, 3, 10, 40, 100, 200, 399, 400, 2000, 60_000] {
+            for sync in [0, 1, 2, 5, 10, 100] {
+                let timing = Timing::derive(tick, sync);
+                assert!(timing.election_timeout_min_ms >= 2 * timing.heartbeat_ms);
+                assert!(
+                    timing.election_timeout_max_ms
+                        <= ELECTION_TIMEOUT_HEARTBEATS * HEARTBEAT_MS_MAX
+                );
+                raft_config(&config(tick, sync)).expect("openraft accepts the derived timing");
+            }
+        }
+    }
+}

@@ -289,7 +289,22 @@ pub(crate) fn serve(listener: TcpListener, node: Arc<Node>) -> JoinSet<()> {
     tasks
 }
 
+/// Serves one peer connection; when it carried a leader's appends and then ends (a killed
+/// leader's sockets are closed by its kernel at once), tells the node, which may then elect early.
 async fn serve_connection(stream: TcpStream, node: Arc<Node>) -> std::io::Result<()> {
+    let mut appends_from = None;
+    let result = serve_requests(stream, &node, &mut appends_from).await;
+    if let Some(leader) = appends_from {
+        node.leader_connection_closed(leader);
+    }
+    result
+}
+
+async fn serve_requests(
+    stream: TcpStream,
+    node: &Arc<Node>,
+    appends_from: &mut Option<u64>,
+) -> std::io::Result<()> {
     let (reader, writer) = stream.into_split();
     let mut reader = BufReader::new(reader);
     let mut writer = BufWriter::new(writer);
@@ -314,6 +329,7 @@ async fn serve_connection(stream: TcpStream, node: Arc<Node>) -> std::io::Result
                 if let Ok(r) = &response {
                     if !matches!(r, AppendEntriesResponse::HigherVote(_)) {
                         node.heard_from_leader(leader);
+                        *appends_from = Some(leader);
                     }
                 }
                 response
@@ -351,7 +367,7 @@ async fn serve_connection(stream: TcpStream, node: Arc<Node>) -> std::io::Result
             }
             PeerRequest::Forward { from } => {
                 drop(header);
-                return serve_forwarded(reader, writer, node, from).await;
+                return serve_forwarded(reader, writer, node.clone(), from).await;
             }
         };
         write_frame(

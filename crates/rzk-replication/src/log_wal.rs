@@ -4,19 +4,34 @@
 //!   WAL like ZooKeeper from 1). The record payload is [`encode_entry`]: a small binary header
 //!   (format, kind, term, leader) then the proposed bytes as they are, so a normal entry costs 18
 //!   bytes over its payload.
-//! - `append` returns once the WAL has the records readable; openraft's `IOFlushed` fires from the
+//! - `append` returns once the records are readable; openraft's `IOFlushed` fires from the
 //!   WAL's durability callback, after the group-commit `fdatasync`.
 //! - The vote and the purge point are WAL meta values written durably before returning. The
 //!   committed log id is a hint for re-applying on restart (not needed for safety): it is kept in
 //!   memory and written by a background task, newest value only, so commits never wait on it.
 //! - Vote and log writes are serialised: `save_vote` first waits until every earlier append is
 //!   durable.
+//!
+//! # A full disk or a failed write or sync
+//!
+//! openraft treats any storage error as fatal (its core stops for good), so a failed append is
+//! never reported to it. Instead every append keeps a copy of its records until they are durable
+//! (an [`Unsynced`] batch). When the WAL fails one (it then rolls back to its last durable
+//! record), the batch waits, and so does every later append; a retry task writes the waiting
+//! batches again, in order, with a bounded backoff ([`RETRY_BACKOFF_MIN`] doubling up to
+//! [`RETRY_BACKOFF_MAX`]), logging what to do (free space). Reads are served from the copies
+//! meanwhile. openraft hears of durability only in log order and only when it is true, so
+//! nothing is committed, applied or acknowledged before it is on disk; once space returns the
+//! waiting entries become durable and commit in order. While batches wait,
+//! [`WalLog::write_failure`] says why, and the replica refuses new proposals with it.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{EntryPayload, OptionalSend, RaftLogReader};
@@ -100,23 +115,103 @@ pub(crate) fn decode_entry(wal_index: u64, bytes: &[u8]) -> Result<Entry, io::Er
     })
 }
 
+/// First wait before writing failed batches again; doubled after each failure.
+pub(crate) const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest wait between two attempts to write failed batches again.
+pub(crate) const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// While the log still cannot be written, remind the operator this often.
+const RETRY_WARNING_INTERVAL: Duration = Duration::from_secs(30);
+
 struct LogIds {
     vote: Option<Vote>,
     last_purged: Option<LogId>,
-    /// Id of the last entry the WAL holds (may be at or below `last_purged`).
+    /// Id of the last entry the log holds (may be at or below `last_purged`).
     last: Option<LogId>,
 }
 
+/// Where one append stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchState {
+    /// Not in the WAL: its write or a sync failed (the WAL rolled it back), or it queued behind
+    /// such a batch. The retry task writes it again.
+    Waiting,
+    /// Handed to the WAL; its durability callback is pending.
+    Written,
+    /// Durable; openraft is told once every earlier batch is durable too.
+    Durable,
+}
+
+/// One `append` that is not known durable yet.
+struct Batch {
+    /// A copy of the records: reads are served from it while the WAL does not have them, and
+    /// the retry task writes it again. Truncation trims it.
+    records: Vec<Record>,
+    callback: Option<IOFlushed<Rzk>>,
+    state: BatchState,
+}
+
+/// Appends not yet durable, in log order.
+struct Unsynced {
+    /// By sequence number, which is log order (appends are numbered under the order lock).
+    batches: BTreeMap<u64, Batch>,
+    /// Sequence number of the next append (the first is 1).
+    next_seq: u64,
+    /// Why the log cannot be written: set by a failed write or sync, cleared once every waiting
+    /// batch was written again.
+    failure: Option<String>,
+}
+
+impl Unsynced {
+    /// Remove the durable batches at the front; their callbacks and the new durable sequence.
+    fn take_durable_prefix(&mut self) -> (Vec<IOFlushed<Rzk>>, Option<u64>) {
+        let mut callbacks = Vec::new();
+        let mut durable = None;
+        while let Some(entry) = self.batches.first_entry() {
+            if entry.get().state != BatchState::Durable {
+                break;
+            }
+            let (seq, batch) = entry.remove_entry();
+            callbacks.extend(batch.callback);
+            durable = Some(seq);
+        }
+        (callbacks, durable)
+    }
+
+    /// Copies of the records in `[start, end)` (WAL indexes) that batches hold, in log order.
+    fn records_in(&self, start: u64, end: u64) -> Vec<Record> {
+        self.batches
+            .values()
+            .flat_map(|batch| &batch.records)
+            .filter(|record| (start..end).contains(&record.index))
+            .cloned()
+            .collect()
+    }
+
+    fn last_index(&self) -> Option<u64> {
+        self.batches
+            .values()
+            .rev()
+            .find_map(|batch| batch.records.last())
+            .map(|record| record.index)
+    }
+}
+
 struct Shared {
+    /// The log directory, named in error messages.
+    dir: PathBuf,
     /// `None` once closed: `close` drops the WAL (releasing its directory lock) even while
     /// openraft's tasks still hold clones of this log.
     wal: RwLock<Option<Wal>>,
     ids: Mutex<LogIds>,
     committed: watch::Sender<Option<LogId>>,
-    /// Sequence number of the last `append` handed to the WAL.
-    appended_seq: Mutex<u64>,
-    /// Sequence number up to which appends are durable (the WAL fires callbacks in order).
-    durable_seq: Arc<watch::Sender<u64>>,
+    /// Held while handing records to the WAL (appends, retries, truncation), so that WAL order,
+    /// sequence order and log order agree.
+    order: Mutex<()>,
+    unsynced: Mutex<Unsynced>,
+    /// Every append with a sequence number up to this one is durable (and answered).
+    durable_seq: watch::Sender<u64>,
+    /// Bumped when a batch starts waiting: wakes the retry task.
+    retry_wake: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -134,6 +229,186 @@ impl Shared {
             None => Err(io_err(format_args!(
                 "{what}: the log is closed (replica shut down)"
             ))),
+        }
+    }
+
+    fn unsynced(&self) -> MutexGuard<'_, Unsynced> {
+        self.unsynced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn order(&self) -> MutexGuard<'_, ()> {
+        self.order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What to tell a client whose write was refused, and the operator.
+    fn describe_failure(&self, error: &rzk_storage::StorageError) -> String {
+        match error {
+            rzk_storage::StorageError::Io { path, source } => format!(
+                "the log cannot be written: {source} (on {}); free space on {}",
+                path.display(),
+                self.dir.display()
+            ),
+            other => format!(
+                "the log cannot be written: {other}; free space on {}",
+                self.dir.display()
+            ),
+        }
+    }
+
+    /// Hand `records` (batch `seq`) to the WAL. Call with the order lock held. On `Err` the
+    /// batch is already marked waiting (the WAL ran its callback with the error).
+    fn write_batch(
+        self: &Arc<Self>,
+        wal: &Wal,
+        seq: u64,
+        records: Vec<Record>,
+    ) -> Result<(), rzk_storage::StorageError> {
+        let shared = Arc::clone(self);
+        wal.append(
+            records,
+            Box::new(move |result| shared.batch_flushed(seq, result)),
+        )
+    }
+
+    /// The WAL's durability callback for batch `seq` (on the flusher thread, or on the
+    /// appending thread when the append failed at once).
+    fn batch_flushed(&self, seq: u64, result: Result<(), rzk_storage::StorageError>) {
+        let (callbacks, durable) = {
+            let mut unsynced = self.unsynced();
+            let Some(batch) = unsynced.batches.get_mut(&seq) else {
+                return;
+            };
+            match result {
+                Ok(()) => batch.state = BatchState::Durable,
+                Err(error) => {
+                    batch.state = BatchState::Waiting;
+                    let reason = self.describe_failure(&error);
+                    if unsynced.failure.is_none() {
+                        tracing::error!(
+                            "{reason}: writes are refused and the entries already accepted wait until space returns (retried every {RETRY_BACKOFF_MAX:?} at most)"
+                        );
+                    }
+                    unsynced.failure = Some(reason);
+                    self.retry_wake.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+            unsynced.take_durable_prefix()
+        };
+        if let Some(durable) = durable {
+            self.durable_seq.send_if_modified(|d| {
+                let newer = *d < durable;
+                *d = (*d).max(durable);
+                newer
+            });
+        }
+        for callback in callbacks {
+            callback.io_completed(Ok(()));
+        }
+    }
+
+    /// Write every waiting batch again, in order. Blocking (file writes under the WAL lock).
+    fn retry_waiting(self: &Arc<Self>) -> RetryOutcome {
+        let _order = self.order();
+        let wal = self
+            .wal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(wal) = wal.as_ref() else {
+            return RetryOutcome::Closed;
+        };
+        let waiting: Vec<(u64, Vec<Record>)> = self
+            .unsynced()
+            .batches
+            .iter()
+            .filter(|(_, batch)| batch.state == BatchState::Waiting)
+            .map(|(seq, batch)| (*seq, batch.records.clone()))
+            .collect();
+        let mut next = wal.next_index();
+        for (seq, records) in waiting {
+            // Records the WAL already holds (a segment of the batch written before a roll
+            // failed) are not written twice; an empty append still waits for the next sync.
+            let records: Vec<Record> = records
+                .into_iter()
+                .filter(|record| next.is_none_or(|next| record.index >= next))
+                .collect();
+            if let (Some(first), Some(next)) = (records.first(), next) {
+                if first.index > next {
+                    // An earlier batch's failure is still being reported by the WAL.
+                    return RetryOutcome::NotYet;
+                }
+            }
+            let last = records.last().map(|record| record.index);
+            if let Some(batch) = self.unsynced().batches.get_mut(&seq) {
+                batch.state = BatchState::Written;
+            }
+            if let Err(error) = self.write_batch(wal, seq, records) {
+                return RetryOutcome::Failed(self.describe_failure(&error));
+            }
+            next = last.map(|last| last + 1).or(next);
+        }
+        let mut unsynced = self.unsynced();
+        if unsynced
+            .batches
+            .values()
+            .any(|batch| batch.state == BatchState::Waiting)
+        {
+            // A sync failed again meanwhile.
+            return RetryOutcome::NotYet;
+        }
+        unsynced.failure = None;
+        RetryOutcome::Written
+    }
+}
+
+enum RetryOutcome {
+    /// Every waiting batch is in the WAL again; new appends go straight to it.
+    Written,
+    /// Not yet possible (a failure is still being reported); try again soon.
+    NotYet,
+    /// The WAL refused the write again.
+    Failed(String),
+    Closed,
+}
+
+/// Writes waiting batches again while any wait; ends with the log.
+async fn retry_failed_appends(shared: Weak<Shared>, mut wake: watch::Receiver<u64>) {
+    while wake.changed().await.is_ok() {
+        let mut backoff = RETRY_BACKOFF_MIN;
+        let since = Instant::now();
+        let mut warned = Instant::now();
+        loop {
+            tokio::time::sleep(backoff).await;
+            let Some(strong) = shared.upgrade() else {
+                return;
+            };
+            wake.borrow_and_update();
+            let outcome = tokio::task::spawn_blocking(move || strong.retry_waiting()).await;
+            match outcome {
+                Ok(RetryOutcome::Written) => {
+                    tracing::info!(
+                        waited = ?since.elapsed(),
+                        "the log is written again: the entries that waited become durable in order, and writes are accepted"
+                    );
+                    break;
+                }
+                Ok(RetryOutcome::NotYet) => {}
+                Ok(RetryOutcome::Failed(reason)) => {
+                    if warned.elapsed() >= RETRY_WARNING_INTERVAL {
+                        warned = Instant::now();
+                        tracing::warn!(waiting_for = ?since.elapsed(), "{reason}: still retrying");
+                    }
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                }
+                Ok(RetryOutcome::Closed) => return,
+                Err(e) => {
+                    tracing::warn!("writing waiting log entries again: task failed: {e}");
+                    backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+                }
+            }
         }
     }
 }
@@ -202,7 +477,9 @@ impl WalLog {
             dir.display()
         );
         let (committed_tx, committed_rx) = watch::channel(committed);
+        let (retry_wake, retry_wake_rx) = watch::channel(0);
         let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
             wal: RwLock::new(Some(wal)),
             ids: Mutex::new(LogIds {
                 vote,
@@ -210,11 +487,18 @@ impl WalLog {
                 last,
             }),
             committed: committed_tx,
-            appended_seq: Mutex::new(0),
-            durable_seq: Arc::new(watch::channel(0).0),
+            order: Mutex::new(()),
+            unsynced: Mutex::new(Unsynced {
+                batches: BTreeMap::new(),
+                next_seq: 1,
+                failure: None,
+            }),
+            durable_seq: watch::channel(0).0,
+            retry_wake,
         });
-        tokio::runtime::Handle::current()
-            .spawn(persist_committed(Arc::downgrade(&shared), committed_rx));
+        let runtime = tokio::runtime::Handle::current();
+        runtime.spawn(persist_committed(Arc::downgrade(&shared), committed_rx));
+        runtime.spawn(retry_failed_appends(Arc::downgrade(&shared), retry_wake_rx));
         Ok(WalLog { shared })
     }
 
@@ -223,6 +507,12 @@ impl WalLog {
             .ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Why the log cannot be written right now (a failed write or sync whose entries wait to be
+    /// written again), or `None` when it can.
+    pub(crate) fn write_failure(&self) -> Option<String> {
+        self.shared.unsynced().failure.clone()
     }
 
     /// Save the newest committed log id, then close the WAL (its flusher answers what is pending
@@ -274,9 +564,13 @@ fn read_last(wal: &Wal) -> Result<Option<LogId>, io::Error> {
     let Some(last) = wal.last_index() else {
         return Ok(None);
     };
+    read_log_id(wal, last)
+}
+
+fn read_log_id(wal: &Wal, wal_index: u64) -> Result<Option<LogId>, io::Error> {
     let records = wal
-        .read(last, last + 1)
-        .map_err(|e| storage_err("reading the last log record", e))?;
+        .read(wal_index, wal_index + 1)
+        .map_err(|e| storage_err("reading a log record", e))?;
     match records.first() {
         Some(record) => Ok(Some(decode_entry(record.index, &record.payload)?.log_id)),
         None => Ok(None),
@@ -333,13 +627,25 @@ impl RaftLogReader<Rzk> for WalLog {
         if start >= end {
             return Ok(Vec::new());
         }
+        let (wal_start, wal_end) = (start + WAL_INDEX_OFFSET, end + WAL_INDEX_OFFSET);
+        // Copies of records not yet durable first: a batch leaves them only once the WAL has them
+        // durably, so the WAL read below then finds what the copies no longer hold.
+        let copies = self.shared.unsynced().records_in(wal_start, wal_end);
         // Recent records come from the WAL's memory cache; older ones are a short file read, so
         // this stays on the calling task.
         let what = format!("reading log entries [{start}, {end})");
-        let records = self.shared.with_wal(&what, |wal| {
-            wal.read(start + WAL_INDEX_OFFSET, end + WAL_INDEX_OFFSET)
+        let mut records = self.shared.with_wal(&what, |wal| {
+            wal.read(wal_start, wal_end)
                 .map_err(|e| storage_err(&what, e))
         })?;
+        // The WAL lacks what a failed write or sync rolled back: continue from the copies.
+        let mut next = wal_start + records.len() as u64;
+        for record in copies {
+            if record.index == next {
+                next += 1;
+                records.push(record);
+            }
+        }
         records
             .iter()
             .map(|r| decode_entry(r.index, &r.payload))
@@ -391,13 +697,10 @@ impl RaftLogStorage<Rzk> for WalLog {
         self.clone()
     }
 
+    /// Waits until every earlier append is durable (while the disk is full, until space
+    /// returns): openraft takes a saved vote as covering the log I/O submitted before it.
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
-        // Serialise with earlier appends: the vote must not reach the disk before them.
-        let appended = *self
-            .shared
-            .appended_seq
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let appended = self.shared.unsynced().next_seq - 1;
         let mut durable = self.shared.durable_seq.subscribe();
         durable
             .wait_for(|seq| *seq >= appended)
@@ -422,6 +725,8 @@ impl RaftLogStorage<Rzk> for WalLog {
         Ok(*self.shared.committed.borrow())
     }
 
+    /// Never fails for a full disk or a failed write or sync: the batch then waits (see the
+    /// module docs) and `callback` fires once it is durable.
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<Rzk>) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
@@ -440,41 +745,72 @@ impl RaftLogStorage<Rzk> for WalLog {
             callback.io_completed(Ok(()));
             return Ok(());
         };
-        let mut appended = self
-            .shared
-            .appended_seq
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *appended += 1;
-        let seq = *appended;
-        let durable_seq = Arc::clone(&self.shared.durable_seq);
-        let done = Box::new(move |result: Result<(), rzk_storage::StorageError>| {
-            durable_seq.send_if_modified(|d| {
-                let newer = *d < seq;
-                *d = (*d).max(seq);
-                newer
-            });
-            callback.io_completed(result.map_err(|e| storage_err("making log entries durable", e)));
-        });
-        // Under the sequence lock, so WAL order and sequence order agree.
-        let what = format!("appending log entries up to {last}");
-        let result = self.shared.with_wal(&what, |wal| {
-            wal.append(records, done).map_err(|e| storage_err(&what, e))
-        });
-        drop(appended);
-        result?;
+        let shared = &self.shared;
+        let order = shared.order();
+        let (seq, waits) = {
+            let mut unsynced = shared.unsynced();
+            let seq = unsynced.next_seq;
+            unsynced.next_seq += 1;
+            let waits = unsynced.failure.is_some();
+            let state = if waits {
+                BatchState::Waiting
+            } else {
+                BatchState::Written
+            };
+            unsynced.batches.insert(
+                seq,
+                Batch {
+                    records: records.clone(),
+                    callback: Some(callback),
+                    state,
+                },
+            );
+            (seq, waits)
+        };
         self.ids().last = Some(last);
+        if waits {
+            // Behind a batch that failed: the retry task writes both, in order.
+            return Ok(());
+        }
+        let what = format!("appending log entries up to {last}");
+        // A failed append is not an error here: its callback marked the batch waiting.
+        shared.with_wal(&what, |wal| {
+            let _ = shared.write_batch(wal, seq, records);
+            Ok(())
+        })?;
+        drop(order);
         Ok(())
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let keep_upto = last_log_id.map_or(0, |id| id.index + WAL_INDEX_OFFSET);
-        let last = self
-            .blocking("truncating the log", move |wal| {
-                wal.truncate_after(keep_upto)?;
-                Ok(read_last(wal))
+        let shared = Arc::clone(&self.shared);
+        let last = tokio::task::spawn_blocking(move || {
+            let _order = shared.order();
+            shared.with_wal("truncating the log", |wal| {
+                wal.truncate_after(keep_upto)
+                    .map_err(|e| storage_err("truncating the log", e))?;
+                // Batches not yet durable lose their records past the point too; their callbacks
+                // still fire in order (as the WAL's own do for truncated records).
+                let mut unsynced = shared.unsynced();
+                for batch in unsynced.batches.values_mut() {
+                    batch.records.retain(|record| record.index <= keep_upto);
+                }
+                match unsynced.last_index() {
+                    Some(index) if wal.last_index().is_none_or(|last| index > last) => {
+                        drop(unsynced);
+                        let copies = shared.unsynced().records_in(index, index + 1);
+                        copies
+                            .first()
+                            .map(|r| decode_entry(r.index, &r.payload).map(|e| Some(e.log_id)))
+                            .unwrap_or(Ok(None))
+                    }
+                    _ => read_last(wal),
+                }
             })
-            .await??;
+        })
+        .await
+        .map_err(|e| storage_err("truncating the log", format_args!("task failed: {e}")))??;
         self.ids().last = last;
         Ok(())
     }

@@ -1,0 +1,264 @@
+//! A full disk under a real `rzk server` (the "Durable storage" issue).
+//!
+//! Goal: when the log cannot be written, no write is acknowledged that is not durable, the
+//! process lives and serves reads, new writes get an error reply at once (their connection stays
+//! open), and once space returns the write that was waiting commits, writes are accepted again,
+//! and a restart recovers everything acknowledged.
+//!
+//! Method: the test mounts its own 2 MiB tmpfs (root only: outside CI a failed mount skips the
+//! test with a printed reason; in CI it fails), puts a filler file on it, and runs the server
+//! with dataDir = dataLogDir on it. One session creates 100 KiB znodes until one of them gets no
+//! answer (the log's write of it failed; it waits). A second session then checks that reads work
+//! and that a new write is refused with an error reply (that session was opened before: opening a
+//! session is a log entry too). Deleting the filler frees space: the
+//! waiting create must then succeed, new writes too, and after a restart every acknowledged
+//! znode reads back with its data.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::RzkServer;
+use zookeeper_client::{Acls, Client, CreateMode, Error};
+
+/// Size of the filesystem the server writes to.
+const DISK_SIZE: &str = "2m";
+/// What the test keeps aside on that filesystem, to free later.
+const FILLER_BYTES: usize = 640 << 10;
+/// Value size of the znodes that fill the disk (below jute.maxbuffer).
+const BIG_VALUE_BYTES: usize = 100 << 10;
+/// More creates than can fit: the fill loop ends long before this.
+const FILL_CREATES_MAX: usize = 100;
+/// A write the log accepted answers within this on a healthy tmpfs.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
+/// How long the waiting write and new writes may take to commit once space returns.
+const RECOVERY_WAIT: Duration = Duration::from_secs(20);
+
+/// A tmpfs mounted by this test, lazily unmounted when dropped.
+struct Tmpfs {
+    _parent: tempfile::TempDir,
+    mount_point: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let parent = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+        let mount_point = parent.path().join("disk");
+        fs::create_dir(&mount_point).map_err(|e| format!("mount point: {e}"))?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mount_point)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs {
+            _parent: parent,
+            mount_point,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.mount_point
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount_point)
+            .stdin(Stdio::null())
+            .status();
+    }
+}
+
+fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+async fn connect(address: &str) -> Client {
+    tokio::time::timeout(support::READY_TIMEOUT, Client::connect(address))
+        .await
+        .expect("client connected within the ready timeout")
+        .expect("client connects")
+}
+
+fn big_value(index: usize) -> Vec<u8> {
+    let mut value = vec![b'a' + (index % 26) as u8; BIG_VALUE_BYTES];
+    value[..8].copy_from_slice(&(index as u64).to_be_bytes());
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_refuses_writes_keeps_reading_and_recovers() {
+    let disk = match Tmpfs::mount(DISK_SIZE) {
+        Ok(disk) => disk,
+        Err(reason) if support::in_ci() => {
+            panic!("full_disk: {reason} (CI=true runs as root, so this is a failure, not a skip)")
+        }
+        Err(reason) => {
+            eprintln!("skipped: full_disk: {reason}; run as root to mount a tmpfs");
+            return;
+        }
+    };
+    let filler = disk.path().join("filler");
+    fs::write(&filler, vec![0xAB; FILLER_BYTES]).expect("write the filler file");
+    let data_dir = disk.path().join("data");
+    let data_line = format!("dataDir={}", data_dir.display());
+    let log_line = format!("dataLogDir={}", data_dir.display());
+    let mut server = RzkServer::start(&[&data_line, &log_line]);
+    let address = server.connect_string();
+
+    // Fill: sequential 100 KiB creates until one gets no answer. The second session is opened
+    // first: creating a session is a log entry too, so none can be opened while the disk is full.
+    let writer = connect(&address).await;
+    let other = connect(&address).await;
+    writer
+        .create("/full", b"", &persistent())
+        .await
+        .expect("create /full");
+    let mut acked: Vec<usize> = Vec::new();
+    let mut waiting_index = None;
+    for index in 0..FILL_CREATES_MAX {
+        let (path, value, options) = (format!("/full/n{index}"), big_value(index), persistent());
+        match tokio::time::timeout(ANSWER_WAIT, writer.create(&path, &value, &options)).await {
+            Ok(Ok(_)) => acked.push(index),
+            // No answer: the log's write failed and the entry waits for space. The client gives
+            // up on the connection after 2/3 of its read timeout (its pings queue behind the
+            // write in the session's order), which is not an answer either.
+            Err(_) | Ok(Err(Error::ConnectionLoss | Error::Custom(_) | Error::Timeout)) => {
+                waiting_index = Some(index);
+                break;
+            }
+            Ok(Err(error)) => panic!(
+                "create {index}: the first write that hits the full disk must wait, not fail: {error:?}"
+            ),
+        }
+    }
+    let waiting_index = waiting_index.expect("a create must be left waiting once the disk is full");
+    drop(writer);
+    println!(
+        "full_disk: {} creates of {} KiB acknowledged, create {waiting_index} waits for space",
+        acked.len(),
+        BIG_VALUE_BYTES >> 10
+    );
+    assert!(
+        acked.len() >= 3,
+        "the disk took only {} big znodes",
+        acked.len()
+    );
+
+    // While full: the process lives, reads work, new writes are refused with an error reply.
+    let refused = tokio::time::timeout(ANSWER_WAIT, other.create("/probe", b"x", &persistent()))
+        .await
+        .expect("a write on a full disk is answered at once");
+    match refused {
+        Err(Error::ConnectionLoss | Error::SessionExpired) | Ok(_) => {
+            panic!("a write on a full disk must get an error reply, got {refused:?}")
+        }
+        Err(error) => println!("full_disk: a new write was refused with {error:?}"),
+    }
+    let children = other
+        .get_children("/full")
+        .await
+        .expect("read while full")
+        .0;
+    assert_eq!(
+        children.len(),
+        acked.len(),
+        "the waiting create must not be visible before it is durable"
+    );
+    for &index in &acked {
+        let (data, _) = other
+            .get_data(&format!("/full/n{index}"))
+            .await
+            .expect("read while full");
+        assert_eq!(data, big_value(index), "/full/n{index} while full");
+    }
+    assert!(server.is_running(), "the server must survive a full disk");
+    assert!(server.four_letter("srvr").contains("Mode: standalone"));
+    assert!(
+        server.log().contains("free space on"),
+        "the log must say what to do:\n{}",
+        server.log_tail()
+    );
+
+    // Space returns: the waiting create commits, and writes are accepted again.
+    fs::remove_file(&filler).expect("remove the filler file");
+    let freed_at = Instant::now();
+    let waiting_path = format!("/full/n{waiting_index}");
+    let deadline = freed_at + RECOVERY_WAIT;
+    loop {
+        match other.get_data(&waiting_path).await {
+            Ok((data, _)) => {
+                assert_eq!(data, big_value(waiting_index), "{waiting_path}");
+                break;
+            }
+            Err(Error::NoNode) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => {
+                panic!("the waiting create did not commit once space returned: {error:?}")
+            }
+        }
+    }
+    println!(
+        "full_disk: the waiting create committed {:?} after space returned",
+        freed_at.elapsed()
+    );
+    acked.push(waiting_index);
+    loop {
+        match other.create("/probe", b"x", &persistent()).await {
+            Ok(_) => break,
+            Err(error) if Instant::now() < deadline => {
+                println!("full_disk: still refused after space returned: {error:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("writes are still refused after space returned: {error:?}"),
+        }
+    }
+    let after = waiting_index + 1;
+    other
+        .create(&format!("/full/n{after}"), &big_value(after), &persistent())
+        .await
+        .expect("a big create after space returned");
+    acked.push(after);
+    drop(other);
+
+    // A restart recovers everything acknowledged.
+    server.restart();
+    let reader = connect(&address).await;
+    let mut children = reader
+        .get_children("/full")
+        .await
+        .expect("read after restart")
+        .0;
+    children.sort();
+    let mut expected: Vec<String> = acked.iter().map(|index| format!("n{index}")).collect();
+    expected.sort();
+    assert_eq!(children, expected, "znodes after restart");
+    for &index in &acked {
+        let (data, _) = reader
+            .get_data(&format!("/full/n{index}"))
+            .await
+            .expect("read after restart");
+        assert_eq!(data, big_value(index), "/full/n{index} after restart");
+    }
+    let (probe, _) = reader
+        .get_data("/probe")
+        .await
+        .expect("/probe after restart");
+    assert_eq!(probe, b"x");
+    drop(reader);
+    server.stop();
+}

@@ -181,12 +181,13 @@ impl Shared {
                 core.close_after_flush(session_id);
             }
         };
+        let proposed = Instant::now();
         match self.replica().propose(entry.encode()).await {
             Ok(proposal) => {
                 let shared = self.clone();
                 tokio::spawn(async move {
                     match proposal.await {
-                        Ok(Ok(_)) => {}
+                        Ok(Ok(_)) => shared.metrics.record_commit(proposed.elapsed()),
                         Ok(Err(error)) => fail(&shared, error),
                         Err(_) => fail(&shared, ProposeError::ShuttingDown),
                     }

@@ -74,6 +74,7 @@ const REQUEST_LATENCY: &str = "rzk_request_latency_seconds";
 const READ_LATENCY: &str = "readlatency";
 const UPDATE_LATENCY: &str = "updatelatency";
 const SERVER_STATE: &str = "rzk_server_state";
+const COMMIT_LATENCY: &str = "rzk_commit_latency_seconds";
 const SERVER_STATES: &[&str] = &["leader", "follower", "looking", "standalone"];
 
 /// Gauges sampled from the server when scraped: (name, unit, help).
@@ -160,6 +161,8 @@ struct OpHandles {
 
 struct Registry {
     handle: PrometheusHandle,
+    /// Proposal to local apply: durable on a quorum, committed, applied.
+    commit_latency_seconds: Histogram,
     ops: HashMap<OpCode, OpHandles>,
     gauges: HashMap<&'static str, Gauge>,
     states: Vec<(&'static str, Gauge)>,
@@ -188,6 +191,15 @@ impl Metrics {
         handles.latency_seconds.record(latency.as_secs_f64());
         if let Some(histogram) = &handles.zookeeper_latency_ms {
             histogram.record(latency.as_secs_f64() * 1000.0);
+        }
+    }
+
+    /// Record how long one proposal took from proposing to local apply.
+    pub fn record_commit(&self, latency: Duration) {
+        if let Some(registry) = self.registry.get() {
+            registry
+                .commit_latency_seconds
+                .record(latency.as_secs_f64());
         }
     }
 
@@ -294,10 +306,18 @@ impl Registry {
                     LATENCY_BUCKETS_SECONDS,
                 )
             })
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(COMMIT_LATENCY.to_string()),
+                    LATENCY_BUCKETS_SECONDS,
+                )
+            })
             .expect("the quantiles and buckets are non-empty constants")
             .build_recorder();
         describe(&recorder);
         let handle = recorder.handle();
+        let commit_latency_seconds =
+            recorder.register_histogram(&Key::from_name(COMMIT_LATENCY), &METADATA);
         let ops = OpCode::ALL
             .iter()
             .map(|&op| {
@@ -329,6 +349,7 @@ impl Registry {
             .collect();
         Registry {
             handle,
+            commit_latency_seconds,
             ops,
             gauges,
             states,
@@ -422,6 +443,12 @@ fn describe(recorder: &impl Recorder) {
         UPDATE_LATENCY.into(),
         Some(Unit::Milliseconds),
         "Write request latency (ZooKeeper's updatelatency)".into(),
+    );
+    recorder.describe_histogram(
+        COMMIT_LATENCY.into(),
+        Some(Unit::Seconds),
+        "Write entries from proposal to local apply (durable on a quorum, committed, applied)"
+            .into(),
     );
     recorder.describe_gauge(
         SERVER_STATE.into(),

@@ -647,6 +647,15 @@ async fn metrics_move_after_client_requests() {
     assert!(value_of(&after, "updatelatency_count", &[]) >= 1.0);
     assert!(sample(&after, "readlatency", &[("quantile", "0.99")]).is_some());
     assert!(value_of(&after, "packets_received", &[]) > value_of(&before, "packets_received", &[]));
+    assert_eq!(
+        value_of(&before, "rzk_commit_latency_seconds_count", &[]),
+        0.0
+    );
+    assert_eq!(
+        value_of(&after, "rzk_commit_latency_seconds_count", &[]),
+        1.0,
+        "the create went through the log"
+    );
 }
 
 /// Goal: two servers in one process keep separate registries. Method: requests on one server

@@ -23,9 +23,11 @@
 //! - `read`: the local reads, watch registration, checkWatches/removeWatches, setWatches.
 //! - `watch`: the two-way watch index and `triggerWatch`.
 //! - `snapshot`: the checksummed snapshot format.
+//! - `digest`: [`StateMachine::digest`], an order-independent digest of the tree.
 //! - `jute`: the jute-style writer/reader used by log entries and snapshots.
 
 mod acl;
+mod digest;
 mod entry;
 mod jute;
 mod path;
@@ -36,6 +38,7 @@ mod watch;
 mod write;
 
 pub use acl::{auth_id_for, auth_ids_for, digest_id};
+pub use digest::znode_digest;
 pub use entry::{Entry, EntryDecodeError, EntryOp};
 pub use watch::WATCHES_PER_SESSION_MAX;
 

@@ -1,6 +1,7 @@
 //! The `rzk` binary: composition only. Each subcommand maps its arguments onto the library
 //! crates; nothing here holds logic a test cannot reach through a library.
 
+mod bench;
 mod cleanup;
 mod cli;
 mod ensemble;
@@ -32,6 +33,8 @@ enum Command {
     },
     /// zkCli.sh-compatible shell: rzk cli [-server host:port[,...]] [-timeout ms] [cmd args...]
     Cli(cli::CliArgs),
+    /// Load generator on the ZooKeeper protocol: latency percentiles and throughput (BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Start, stop, restart or report on several servers of this host (a pseudo-cluster).
     Ensemble(ensemble::EnsembleArgs),
     /// Delete old snapshots and log segments, keeping the N newest snapshots (zkCleanup.sh).
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Server { config } => server::run(config),
         Command::Cleanup(args) => cleanup::run(args),
         Command::Ensemble(args) => ensemble::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -609,8 +609,19 @@ impl Replica {
     /// leader on this member's one ordered stream (at most [`FORWARDED_PROPOSALS_IN_FLIGHT_MAX`]
     /// waiting for the leader), and resolves once applied here. Without a leader, or when the
     /// leader changes before it answers, it resolves with [`ProposeError::NoLeader`] (the entry
-    /// may or may not commit, as with a lost connection).
+    /// may or may not commit, as with a lost connection). While this member's log cannot be
+    /// written (full disk, I/O error) it fails at once with [`ProposeError::Storage`]: the entry
+    /// never entered the log.
     pub async fn propose(&self, payload: Vec<u8>) -> Result<Proposal, ProposeError> {
+        // A log that cannot be written (full disk) refuses new entries at once; entries it
+        // already accepted wait until they are durable.
+        if let Some(reason) = self
+            .wal_log
+            .as_ref()
+            .and_then(log_wal::WalLog::write_failure)
+        {
+            return Err(ProposeError::Storage(reason));
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         match self.node.route() {
             Route::Local if self.node.is_leader_cut_off() => {

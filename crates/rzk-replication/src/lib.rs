@@ -91,6 +91,9 @@ use crate::forward::Outbound;
 use crate::raft_types::{proposal_responder, Raft, Rzk};
 use crate::state_machine::{Snapshots, StateMachine};
 
+/// Produces snapshot bytes from a point-in-time copy, off the apply path ([`Applier::snapshot_job`]).
+pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send + 'static>;
+
 /// Applies committed entries. Called from one task, strictly in log order, once per entry on
 /// every member. `snapshot`/`restore` are called between applies.
 pub trait Applier: Send + Sync + 'static {
@@ -100,6 +103,13 @@ pub trait Applier: Send + Sync + 'static {
     fn snapshot(&self) -> Vec<u8>;
     /// Replace the applied state with snapshot bytes.
     fn restore(&self, bytes: &[u8]);
+    /// A point-in-time copy of the applied state, serialised by the returned job on a blocking
+    /// thread while applies continue (called between applies). Override it when a copy is cheap
+    /// (structural sharing); the default serialises at once, so applies wait for it.
+    fn snapshot_job(&self) -> SnapshotJob {
+        let bytes = self.snapshot();
+        Box::new(move || bytes)
+    }
     /// On the leader only: members' clients touched these sessions since their last report
     /// ([`Replica::report_touches`], the leader's own reports included). Called from a network
     /// task, never from `apply`; must not block.
@@ -457,6 +467,7 @@ impl Replica {
             None => Snapshots::in_memory(),
         };
         let applied = Arc::new(AppliedIndex::default());
+        let saved_snapshot = snapshots.saved_next();
         let sm = StateMachine::new(applier.clone(), snapshots, applied.clone());
         let (raft, wal_log) = match &config.log_dir {
             None => (
@@ -472,6 +483,7 @@ impl Replica {
             ),
             Some(dir) => {
                 let log = log_wal::WalLog::open(dir, config.force_sync).await?;
+                log.limit_purge_to_saved_snapshot(saved_snapshot);
                 (
                     Raft::new(
                         config.node_id,

@@ -212,6 +212,8 @@ struct Shared {
     durable_seq: watch::Sender<u64>,
     /// Bumped when a batch starts waiting: wakes the retry task.
     retry_wake: watch::Sender<u64>,
+    /// Index + 1 of the newest snapshot saved on disk: purges never go past it.
+    purge_limit: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Shared {
@@ -495,6 +497,7 @@ impl WalLog {
             }),
             durable_seq: watch::channel(0).0,
             retry_wake,
+            purge_limit: std::sync::OnceLock::new(),
         });
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(persist_committed(Arc::downgrade(&shared), committed_rx));
@@ -507,6 +510,15 @@ impl WalLog {
             .ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Never purge entries that the newest snapshot on disk does not cover (`saved_next` is its
+    /// index + 1): a snapshot that could not be saved must not cost its log.
+    pub(crate) fn limit_purge_to_saved_snapshot(
+        &self,
+        saved_next: Arc<std::sync::atomic::AtomicU64>,
+    ) {
+        let _ = self.shared.purge_limit.set(saved_next);
     }
 
     /// Why the log cannot be written right now (a failed write or sync whose entries wait to be
@@ -577,9 +589,17 @@ fn read_log_id(wal: &Wal, wal_index: u64) -> Result<Option<LogId>, io::Error> {
     }
 }
 
-/// Writes the newest committed log id whenever it changes, one write at a time; ends with the log.
+/// How often the committed log id is saved, at most. It only lets a restart re-apply sooner
+/// (replay stops at the saved value until the new term's first entry commits the rest), and
+/// each save costs two syncs: saving on every commit doubled the syncs per write.
+const COMMITTED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes the newest committed log id when it changed, at most once per
+/// [`COMMITTED_SAVE_INTERVAL`]; ends with the log.
 async fn persist_committed(shared: Weak<Shared>, mut committed: watch::Receiver<Option<LogId>>) {
     while committed.changed().await.is_ok() {
+        // Rate limit, not synchronisation: later values replace earlier ones meanwhile.
+        tokio::time::sleep(COMMITTED_SAVE_INTERVAL).await;
         let value = *committed.borrow_and_update();
         let Some(strong) = shared.upgrade() else {
             return;
@@ -822,6 +842,17 @@ impl RaftLogStorage<Rzk> for WalLog {
             .is_some_and(|p| p.index >= log_id.index)
         {
             return Ok(());
+        }
+        if let Some(limit) = self.shared.purge_limit.get() {
+            let saved_next = limit.load(std::sync::atomic::Ordering::SeqCst);
+            if log_id.index >= saved_next {
+                tracing::warn!(
+                    %log_id,
+                    saved_next,
+                    "not purging the log past the newest snapshot on disk"
+                );
+                return Ok(());
+            }
         }
         // The point goes first: after a crash in between, open() finishes the purge.
         self.blocking("purging the log", move |wal| {

@@ -4,8 +4,18 @@
 //! The applier is in-memory state; durability comes from snapshots plus the log. On restart
 //! openraft installs the newest snapshot (→ `Applier::restore`) and re-applies the committed log
 //! after it, so the applier sees every index after the snapshot exactly once per process.
+//!
+//! Building: `get_snapshot_builder` runs on openraft's state-machine task, between applies, and
+//! only asks the applier for a [`SnapshotJob`](crate::SnapshotJob) (a point-in-time copy, cheap
+//! when the applier shares structure); the job serialises on a blocking thread from openraft's
+//! build task while applies go on.
+//!
+//! A snapshot file that cannot be saved (full disk) is not an error for openraft, which would
+//! stop for good: the snapshot is kept in memory (it can still be sent to a follower) and the
+//! log is not purged past the newest snapshot that is on disk, so a restart still recovers.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
@@ -15,7 +25,7 @@ use rzk_storage::SnapshotStore;
 
 use crate::applied::AppliedIndex;
 use crate::raft_types::{io_err, LogId, Rzk, SnapshotMeta, StoredMembership};
-use crate::Applier;
+use crate::{Applier, SnapshotJob};
 
 /// Snapshot bytes handed between openraft, the network and the applier.
 pub(crate) type SnapshotData = Vec<u8>;
@@ -33,6 +43,8 @@ struct CurrentSnapshot {
 pub(crate) struct Snapshots {
     store: Option<SnapshotStore>,
     current: Mutex<Option<CurrentSnapshot>>,
+    /// Index + 1 of the newest snapshot saved as a file (0: none). The log is not purged past it.
+    saved_next: Arc<AtomicU64>,
 }
 
 impl Snapshots {
@@ -40,14 +52,17 @@ impl Snapshots {
         Arc::new(Snapshots {
             store: None,
             current: Mutex::new(None),
+            saved_next: Arc::default(),
         })
     }
 
     /// Snapshots as files; loads the newest one that reads back whole.
     pub(crate) fn open(store: SnapshotStore) -> Result<Arc<Snapshots>, crate::ReplicationError> {
+        let saved_next = Arc::new(AtomicU64::new(0));
         let current = match store.load_latest()? {
             None => None,
             Some((index, file)) => {
+                saved_next.store(index + 1, Ordering::SeqCst);
                 let (meta, data) = decode_snapshot(&file).map_err(|e| {
                     crate::ReplicationError::Start(format!(
                         "snapshot at index {index} is not an rzk snapshot ({e}); move it out of the snapshot directory to start without it"
@@ -59,6 +74,7 @@ impl Snapshots {
         Ok(Arc::new(Snapshots {
             store: Some(store),
             current: Mutex::new(current),
+            saved_next,
         }))
     }
 
@@ -66,6 +82,11 @@ impl Snapshots {
         self.current
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Index + 1 of the newest snapshot on disk (0: none), for the log's purge limit.
+    pub(crate) fn saved_next(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.saved_next)
     }
 
     fn current_log_id(&self) -> Option<LogId> {
@@ -90,7 +111,14 @@ impl Snapshots {
             .await
             .map_err(|e| io_err(format_args!("snapshot writer task failed: {e}")))?
             .map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))?;
+            self.saved_next.fetch_max(index + 1, Ordering::SeqCst);
         }
+        self.keep_in_memory(meta, data);
+        Ok(())
+    }
+
+    /// Make `meta`/`data` the current snapshot unless a newer one already is.
+    fn keep_in_memory(&self, meta: &SnapshotMeta, data: &SnapshotData) {
         let mut current = self.lock();
         let newer = current
             .as_ref()
@@ -101,7 +129,6 @@ impl Snapshots {
                 data: data.clone(),
             });
         }
-        Ok(())
     }
 }
 
@@ -161,10 +188,12 @@ impl StateMachine {
     }
 }
 
-/// A snapshot captured on the state machine task (between applies); building only persists it.
+/// A point-in-time copy taken on the state machine task (between applies); building serialises
+/// it on a blocking thread and saves it.
 pub(crate) struct SnapshotBuilder {
     meta: SnapshotMeta,
-    data: SnapshotData,
+    /// In a mutex only because openraft wants the builder `Sync`.
+    job: Mutex<Option<SnapshotJob>>,
     snapshots: Arc<Snapshots>,
 }
 
@@ -172,9 +201,26 @@ impl RaftSnapshotBuilder<Rzk> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<RzkSnapshot, io::Error> {
-        let data = std::mem::take(&mut self.data);
-        self.snapshots.keep(&self.meta, &data).await?;
-        tracing::info!(last_log_id = ?self.meta.last_log_id, bytes = data.len(), "snapshot built");
+        let job = self
+            .job
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| io_err("a snapshot builder was used twice"))?;
+        let started = std::time::Instant::now();
+        let data = tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| io_err(format_args!("snapshot serialiser task failed: {e}")))?;
+        let serialised = started.elapsed();
+        if let Err(e) = self.snapshots.keep(&self.meta, &data).await {
+            // Not fatal (openraft would stop): keep it in memory; the log stays unpurged past
+            // the newest snapshot on disk, so nothing is lost on restart.
+            tracing::error!(
+                "{e}; the snapshot is kept in memory only and the log is not purged past the last saved snapshot; free disk space"
+            );
+            self.snapshots.keep_in_memory(&self.meta, &data);
+        }
+        tracing::info!(last_log_id = ?self.meta.last_log_id, bytes = data.len(), ?serialised, "snapshot built");
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: data,
@@ -221,7 +267,7 @@ impl RaftStateMachine<Rzk> for StateMachine {
                 last_log_id: self.last_applied,
                 last_membership: self.membership.clone(),
             },
-            data: self.applier.snapshot(),
+            job: Mutex::new(Some(self.applier.snapshot_job())),
             snapshots: Arc::clone(&self.snapshots),
         }
     }

@@ -411,7 +411,7 @@ impl Node {
 
     /// A raft leader whose quorum has not answered within the sync window (not one just elected,
     /// which has no answer yet).
-    fn is_leader_cut_off(&self) -> bool {
+    pub(crate) fn is_leader_cut_off(&self) -> bool {
         let m = self.metrics.borrow_watched();
         !self.standalone
             && m.state == ServerState::Leader
@@ -469,12 +469,13 @@ impl Replica {
         let applied = Arc::new(AppliedIndex::default());
         let saved_snapshot = snapshots.saved_next();
         let sm = StateMachine::new(applier.clone(), snapshots, applied.clone());
+        let peers = transport::TcpPeers::default();
         let (raft, wal_log) = match &config.log_dir {
             None => (
                 Raft::new(
                     config.node_id,
                     raft_config,
-                    transport::TcpPeers,
+                    peers.clone(),
                     log_mem::MemLog::default(),
                     sm,
                 )
@@ -485,14 +486,7 @@ impl Replica {
                 let log = log_wal::WalLog::open(dir, config.force_sync).await?;
                 log.limit_purge_to_saved_snapshot(saved_snapshot);
                 (
-                    Raft::new(
-                        config.node_id,
-                        raft_config,
-                        transport::TcpPeers,
-                        log.clone(),
-                        sm,
-                    )
-                    .await,
+                    Raft::new(config.node_id, raft_config, peers.clone(), log.clone(), sm).await,
                     Some(log),
                 )
             }
@@ -538,6 +532,7 @@ impl Replica {
             contact: Mutex::new(None),
             metrics: metrics.clone(),
         });
+        let _ = peers.local.set(Arc::downgrade(&node));
         let peers = listener.map(|listener| transport::serve(listener, node.clone()));
         let (forward_tx, forward_rx) = mpsc::unbounded_channel();
         let forwarder = forward::spawn(node.clone(), forward_rx);

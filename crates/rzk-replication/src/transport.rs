@@ -187,6 +187,11 @@ pub(crate) enum PeerRequest {
         prev_log_id: Option<LogId>,
         leader_commit: Option<LogId>,
         entries: u32,
+        /// The sender's quorum answered within the sync window. openraft keeps a leader that
+        /// lost its quorum sending heartbeats; a follower must not count those as a live
+        /// leader, or two members of five (a cut-off leader and a follower) would keep serving.
+        #[serde(default = "quorum_default")]
+        leader_has_quorum: bool,
     },
     Vote(VoteRequest<Rzk>),
     PreVote(VoteRequest<Rzk>),
@@ -317,6 +322,7 @@ async fn serve_requests(
                 prev_log_id,
                 leader_commit,
                 entries,
+                leader_has_quorum,
             } => {
                 let leader = vote.leader_id.node_id;
                 let rpc = AppendEntriesRequest {
@@ -328,7 +334,9 @@ async fn serve_requests(
                 let response = raft.append_entries(rpc).await;
                 if let Ok(r) = &response {
                     if !matches!(r, AppendEntriesResponse::HigherVote(_)) {
-                        node.heard_from_leader(leader);
+                        if leader_has_quorum {
+                            node.heard_from_leader(leader);
+                        }
                         *appends_from = Some(leader);
                     }
                 }
@@ -494,7 +502,25 @@ impl Node {
 // Calling peers (openraft's network)
 // ------------------------------------------------------------------------------------------------
 
-pub(crate) struct TcpPeers;
+/// The network factory. It reaches this member's [`Node`] once that exists (the Raft instance
+/// is built before it), to tell followers whether this leader still has its quorum.
+#[derive(Clone, Default)]
+pub(crate) struct TcpPeers {
+    pub(crate) local: Arc<std::sync::OnceLock<std::sync::Weak<Node>>>,
+}
+
+impl TcpPeers {
+    fn leader_has_quorum(&self) -> bool {
+        self.local
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .is_none_or(|node| !node.is_leader_cut_off())
+    }
+}
+
+fn quorum_default() -> bool {
+    true
+}
 
 impl RaftNetworkFactory<Rzk> for TcpPeers {
     type Network = TcpPeer;
@@ -504,6 +530,7 @@ impl RaftNetworkFactory<Rzk> for TcpPeers {
             target,
             addr: node.addr.clone(),
             conn: None,
+            peers: self.clone(),
         }
     }
 }
@@ -517,6 +544,7 @@ pub(crate) struct TcpPeer {
     target: u64,
     addr: String,
     conn: Option<PeerConn>,
+    peers: TcpPeers,
 }
 
 /// Dial a peer's quorum port.
@@ -606,6 +634,7 @@ impl RaftNetworkV2<Rzk> for TcpPeer {
             prev_log_id: rpc.prev_log_id,
             leader_commit: rpc.leader_commit,
             entries: rpc.entries.len() as u32,
+            leader_has_quorum: self.peers.leader_has_quorum(),
         };
         match self.call(&request, &body, None, option.hard_ttl()).await? {
             PeerResponse::Append(response) => Ok(response),

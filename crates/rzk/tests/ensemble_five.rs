@@ -125,3 +125,34 @@ async fn five_members_survive_two_failures() {
         );
     }
 }
+
+/// Two of five members are no quorum: when three are killed, the two survivors stop serving
+/// even when one of them was the leader (whose heartbeats to the other must not count as a
+/// live leader once it has lost its own quorum).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_five_stop_serving() {
+    let mut servers = RzkServer::start_ensemble(5, CONFIG);
+    let all: Vec<usize> = (0..5).collect();
+    let leader = wait_for_leader(&servers, &all).await;
+    let client = connect(&servers[leader].connect_string()).await;
+    client
+        .create("/before", b"", &persistent())
+        .await
+        .expect("a write with five of five");
+    drop(client);
+    // Keep the leader and one follower; kill the other three.
+    let kept = [leader, (leader + 1) % 5];
+    for i in all.iter().copied().filter(|i| !kept.contains(i)) {
+        servers[i].kill9();
+    }
+    let deadline = Instant::now() + WAIT;
+    for &i in &kept {
+        while mode(&servers[i]).is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "member {i} still serving with two of five after {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

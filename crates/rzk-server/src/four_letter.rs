@@ -46,6 +46,7 @@ pub fn answer(shared: &Shared, command: &str) -> String {
         }
         "dump" => dump(shared),
         "gtmk" => "0\n".to_string(),
+        "hash" => tree_digest(shared),
         _ => format!("{command} is not supported by rzk.\n"),
     }
 }
@@ -354,6 +355,13 @@ fn watches_by_path(shared: &Shared) -> String {
     }
     text.push('\n');
     text
+}
+
+/// `hash`: `<last zxid, hex>: <digest>` of the whole tree (paths, data, Stat). ZooKeeper prints
+/// a digest history; rzk keeps none, so there is one line, for comparing members or restarts.
+fn tree_digest(shared: &Shared) -> String {
+    let core = shared.lock();
+    format!("{:x}: {}\n", core.sm.last_zxid(), core.sm.digest())
 }
 
 fn directories(shared: &Shared) -> String {

@@ -217,7 +217,12 @@ fn find_valid_frame(bytes: &[u8], from: u64, index_min: u64) -> Option<u64> {
     let header_bytes = FRAME_HEADER_BYTES as usize;
     let mut offset = from as usize;
     while offset + header_bytes <= bytes.len() {
-        if bytes[offset] == 0 {
+        // A frame header of sixteen zero bytes never verifies, but a valid one may start with
+        // zero bytes (an empty payload has length 0): skip only whole zero headers.
+        if bytes[offset..offset + header_bytes]
+            .iter()
+            .all(|byte| *byte == 0)
+        {
             let next_nonzero = bytes[offset..].iter().position(|byte| *byte != 0)? + offset;
             // A valid header has a nonzero byte among its 16, so it starts at most 15 before.
             offset = next_nonzero

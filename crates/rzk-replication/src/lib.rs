@@ -233,6 +233,10 @@ pub struct ReplicaStatus {
     pub followers: usize,
     /// On the leader: of those, followers within [`SYNCED_FOLLOWER_LAG_MAX`] entries of its log.
     pub synced_followers: usize,
+    /// On the leader: each follower's id and how many entries its log is behind the leader's.
+    pub follower_lag: Vec<(u64, u64)>,
+    /// The durable log's group-commit syncs: count, total and longest time (ns); `None` in memory.
+    pub log_syncs: Option<(u64, u64, u64)>,
 }
 
 /// Where a request that needs the leader goes.
@@ -718,6 +722,7 @@ impl Replica {
         let role = self.node.role();
         let m = self.metrics.borrow_watched();
         let (mut followers, mut synced_followers) = (0, 0);
+        let mut follower_lag = Vec::new();
         if m.state == ServerState::Leader {
             let last = m.last_log_index.unwrap_or(0);
             let heartbeat = m.heartbeat.as_ref();
@@ -725,6 +730,8 @@ impl Replica {
                 if *id == self.node.id {
                     continue;
                 }
+                let lag = last.saturating_sub(matched.map_or(0, |l| l.index));
+                follower_lag.push((*id, lag));
                 let answered = heartbeat
                     .and_then(|h| h.get(id))
                     .and_then(Option::as_ref)
@@ -750,6 +757,12 @@ impl Replica {
             applied_index: self.node.applied.get().unwrap_or(0),
             followers,
             synced_followers,
+            follower_lag,
+            log_syncs: self
+                .wal_log
+                .as_ref()
+                .and_then(log_wal::WalLog::stats)
+                .map(|stats| (stats.syncs, stats.sync_nanos_total, stats.sync_nanos_max)),
         }
     }
 

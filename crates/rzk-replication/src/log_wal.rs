@@ -512,6 +512,16 @@ impl WalLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The log's counters (group-commit syncs and their time), `None` once closed.
+    pub(crate) fn stats(&self) -> Option<rzk_storage::WalStats> {
+        let wal = self
+            .shared
+            .wal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        wal.as_ref().map(rzk_storage::Wal::stats)
+    }
+
     /// Never purge entries that the newest snapshot on disk does not cover (`saved_next` is its
     /// index + 1): a snapshot that could not be saved must not cost its log.
     pub(crate) fn limit_purge_to_saved_snapshot(

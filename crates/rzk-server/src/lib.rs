@@ -134,6 +134,11 @@ impl Shared {
             .expect("replica is set before the listener accepts clients")
     }
 
+    /// The replica's status (role, commit progress, followers, log syncs), once started.
+    pub fn replica_status(&self) -> Option<rzk_replication::ReplicaStatus> {
+        self.replica.get().map(Replica::status)
+    }
+
     /// Milliseconds since this server started: the clock of session expiry.
     pub fn monotonic_ms(&self) -> i64 {
         self.started.elapsed().as_millis() as i64

@@ -141,6 +141,31 @@ const GAUGES: &[(&str, Option<Unit>, &str)] = &[
         None,
         "Zxid of the last applied entry",
     ),
+    (
+        "rzk_fsync_count",
+        None,
+        "Group-commit fdatasync calls on the log",
+    ),
+    (
+        "rzk_fsync_seconds_total",
+        Some(Unit::Seconds),
+        "Time spent in group-commit fdatasync calls",
+    ),
+    (
+        "rzk_fsync_seconds_max",
+        Some(Unit::Seconds),
+        "The longest group-commit fdatasync call",
+    ),
+    (
+        "rzk_follower_lag_entries_max",
+        None,
+        "On the leader: entries the furthest-behind follower lacks (0 elsewhere)",
+    ),
+    (
+        "rzk_synced_followers",
+        None,
+        "On the leader: followers in contact and close to its log",
+    ),
 ];
 
 static METADATA: Metadata<'static> =
@@ -364,7 +389,17 @@ impl Registry {
             let core = shared.lock();
             (core.sm.counts(), core.sm.last_zxid())
         };
-        let values: [(&str, f64); 18] = [
+        let status = shared.replica_status();
+        let (syncs, sync_nanos_total, sync_nanos_max) = status
+            .as_ref()
+            .and_then(|s| s.log_syncs)
+            .unwrap_or((0, 0, 0));
+        let lag_max = status
+            .as_ref()
+            .and_then(|s| s.follower_lag.iter().map(|(_, lag)| *lag).max())
+            .unwrap_or(0);
+        let synced = status.as_ref().map_or(0, |s| s.synced_followers);
+        let values: [(&str, f64); 23] = [
             ("znode_count", counts.znodes as f64),
             ("watch_count", counts.watches as f64),
             ("ephemerals_count", counts.ephemerals as f64),
@@ -407,6 +442,11 @@ impl Registry {
                 crate::admin::directory_size(&shared.options.data_log_dir) as f64,
             ),
             ("rzk_last_processed_zxid", last_zxid as f64),
+            ("rzk_fsync_count", syncs as f64),
+            ("rzk_fsync_seconds_total", sync_nanos_total as f64 / 1e9),
+            ("rzk_fsync_seconds_max", sync_nanos_max as f64 / 1e9),
+            ("rzk_follower_lag_entries_max", lag_max as f64),
+            ("rzk_synced_followers", synced as f64),
         ];
         for (name, value) in values {
             if let Some(gauge) = self.gauges.get(name) {

@@ -54,6 +54,9 @@ pub struct WalStats {
     pub records: u64,
     /// Group-commit `fdatasync` calls made by the flusher (not counting segment rolls).
     pub syncs: u64,
+    /// Time spent in those calls, in total and the longest one, in nanoseconds.
+    pub sync_nanos_total: u64,
+    pub sync_nanos_max: u64,
 }
 
 struct Segment {
@@ -167,6 +170,8 @@ struct Shared {
     appends: AtomicU64,
     records: AtomicU64,
     syncs: AtomicU64,
+    sync_nanos_total: AtomicU64,
+    sync_nanos_max: AtomicU64,
 }
 
 impl Shared {
@@ -247,6 +252,8 @@ impl Wal {
             appends: AtomicU64::new(0),
             records: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
+            sync_nanos_total: AtomicU64::new(0),
+            sync_nanos_max: AtomicU64::new(0),
         });
         let flusher_shared = Arc::clone(&shared);
         let flusher = std::thread::Builder::new()
@@ -403,12 +410,14 @@ impl Wal {
         read_meta_file(&dir.join(format!("{META_PREFIX}{name}")))
     }
 
-    /// Counters: appends, records, group-commit syncs.
+    /// Counters: appends, records, group-commit syncs and the time they took.
     pub fn stats(&self) -> WalStats {
         WalStats {
             appends: self.shared.appends.load(Ordering::Relaxed),
             records: self.shared.records.load(Ordering::Relaxed),
             syncs: self.shared.syncs.load(Ordering::Relaxed),
+            sync_nanos_total: self.shared.sync_nanos_total.load(Ordering::Relaxed),
+            sync_nanos_max: self.shared.sync_nanos_max.load(Ordering::Relaxed),
         }
     }
 
@@ -1052,7 +1061,12 @@ fn flusher_main(shared: &Shared) {
         let result = match &target.file {
             Some(file) if force_sync => {
                 shared.syncs.fetch_add(1, Ordering::Relaxed);
-                shared.faults.sync_data(file)
+                let started = std::time::Instant::now();
+                let result = shared.faults.sync_data(file);
+                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                shared.sync_nanos_total.fetch_add(nanos, Ordering::Relaxed);
+                shared.sync_nanos_max.fetch_max(nanos, Ordering::Relaxed);
+                result
             }
             _ => Ok(()),
         };

@@ -45,8 +45,11 @@ fn init_logging() {
     // Quiet by default: warnings, plus rzk's few lifecycle lines. RUST_LOG overrides.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rzk=info,rzk_server=info"));
+    // Colours only on a terminal: zkServer.sh and the ensemble command write logs to files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }

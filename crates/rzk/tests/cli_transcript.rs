@@ -179,7 +179,7 @@ fn normalise(text: &str) -> String {
         };
         lines.push(mask_numbers(&line));
     }
-    lines.join("\n")
+    events_apart(lines).join("\n")
 }
 
 /// `0x<hex>` → `0x?`, and 10-digit sequence suffixes → `<seq>`.
@@ -316,4 +316,19 @@ fn tutorial_transcript_matches_zkcli_against_rzk_servers() {
     assert_same("stdout", &reference.stdout, &ours.stdout);
     assert_same("stderr", &reference.stderr, &ours.stderr);
     assert_eq!(reference.code, ours.code, "exit code after quit");
+}
+
+/// zkCli prints a watch event from its event thread as two separate lines ("WATCHER::", then
+/// the event, each after a blank line), so under load they interleave with the main thread's
+/// output. Compare the events as a multiset, after the other lines: blank and "WATCHER::"
+/// lines are dropped, and the event lines move to the end, sorted.
+fn events_apart(lines: Vec<String>) -> Vec<String> {
+    let (mut events, mut rest): (Vec<String>, Vec<String>) = lines
+        .into_iter()
+        .filter(|line| !line.is_empty() && line != "WATCHER::")
+        .partition(|line| line.starts_with("WatchedEvent "));
+    events.sort();
+    rest.push("--- watch events, in any order ---".to_string());
+    rest.extend(events);
+    rest
 }

@@ -421,7 +421,7 @@ fn normalise(text: &str) -> String {
         };
         lines.push(normal);
     }
-    lines.join("\n")
+    events_apart(lines).join("\n")
 }
 
 fn assert_identical(what: &str, reference: &str, ours: &str) {
@@ -583,4 +583,19 @@ fn check_ephemeral_lifetime(server_name: &str, server: &TestServer) {
         "{server_name}:\n{}",
         describe_output(&gone)
     );
+}
+
+/// zkCli prints a watch event from its event thread as two separate lines ("WATCHER::", then
+/// the event, each after a blank line), so under load they interleave with the main thread's
+/// output. Compare the events as a multiset, after the other lines: blank and "WATCHER::"
+/// lines are dropped, and the event lines move to the end, sorted.
+fn events_apart(lines: Vec<String>) -> Vec<String> {
+    let (mut events, mut rest): (Vec<String>, Vec<String>) = lines
+        .into_iter()
+        .filter(|line| !line.is_empty() && line != "WATCHER::")
+        .partition(|line| line.starts_with("WatchedEvent "));
+    events.sort();
+    rest.push("--- watch events, in any order ---".to_string());
+    rest.extend(events);
+    rest
 }

@@ -109,7 +109,14 @@ type StatBlock = BTreeMap<String, String>;
 
 /// Every stat block in zkCli's stdout: eleven consecutive `field = value` lines in StatPrinter's order.
 fn stat_blocks(stdout: &str) -> Vec<StatBlock> {
-    let lines: Vec<&str> = stdout.lines().collect();
+    // zkCli's event thread prints watch events (blank line, "WATCHER::", blank line, the event)
+    // whenever they arrive, possibly inside a stat block: leave those lines out.
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|line| {
+            !line.is_empty() && *line != "WATCHER::" && !line.starts_with("WatchedEvent ")
+        })
+        .collect();
     let mut blocks = Vec::new();
     let mut index = 0;
     while index < lines.len() {

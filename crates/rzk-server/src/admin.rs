@@ -20,7 +20,6 @@
 //! `system_properties` lists rzk's process facts instead of a JVM's.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -30,11 +29,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
+
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::four_letter::version;
-use crate::stats::op_short_name;
+use crate::stats::{directory_size, max_file_descriptors, op_short_name, open_file_descriptors};
 use crate::{ConnectionReport, FourLetterWhitelist, Shared};
 
 /// `admin.commandURL`'s default.
@@ -259,19 +259,6 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
-/// Bytes in `<dir>/version-2` (ZooKeeper's `getDataDirSize`/`getLogDirSize`).
-pub(crate) fn directory_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir.join("version-2")) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.metadata().ok())
-        .filter(|metadata| metadata.is_file())
-        .map(|metadata| metadata.len())
-        .sum()
-}
-
 /// ZooKeeper's `ServerStats` object: latencies in ms, uptime in ms.
 fn server_stats_object(shared: &Shared) -> Value {
     let stats = &shared.stats;
@@ -479,22 +466,6 @@ fn system_properties(shared: &Shared, options: &AdminOptions) -> Map<String, Val
         .into_iter()
         .map(|(key, value)| (key, Value::from(value)))
         .collect()
-}
-
-pub(crate) fn open_file_descriptors() -> u64 {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|dir| dir.count() as u64)
-        .unwrap_or(0)
-}
-
-pub(crate) fn max_file_descriptors() -> u64 {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .and_then(|line| line.split_whitespace().nth(3))
-        .and_then(|soft| soft.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `ZooKeeperServer.dumpMonitorValues` (the `mntr` keys, without the `zk_` prefix).

@@ -3,9 +3,9 @@
 //! `4lw.commands.whitelist`.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use crate::stats::{directory_size, max_file_descriptors, open_file_descriptors};
 use crate::{ConnectionReport, Shared};
 
 /// What `srvr`/`envi`/`mntr` report as the ZooKeeper version: the protocol level rzk serves,
@@ -110,18 +110,6 @@ fn server_stats(shared: &Shared, with_clients: bool) -> String {
     let _ = writeln!(text, "Mode: {}", shared.mode());
     let _ = writeln!(text, "Node count: {nodes}");
     text
-}
-
-fn directory_size(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path.join("version-2")) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
 }
 
 fn configuration(shared: &Shared) -> String {
@@ -229,22 +217,6 @@ fn environment(shared: &Shared) -> String {
     let _ = writeln!(text, "user.dir={dir}");
     let _ = writeln!(text, "server.id={}", shared.options.server_id);
     text
-}
-
-fn open_file_descriptors() -> u64 {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|dir| dir.count() as u64)
-        .unwrap_or(0)
-}
-
-fn max_file_descriptors() -> u64 {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .and_then(|line| line.split_whitespace().nth(3))
-        .and_then(|soft| soft.parse().ok())
-        .unwrap_or(0)
 }
 
 fn monitor(shared: &Shared) -> String {

@@ -427,19 +427,19 @@ impl Registry {
             ("uptime", stats.started.elapsed().as_millis() as f64),
             (
                 "open_file_descriptor_count",
-                crate::admin::open_file_descriptors() as f64,
+                crate::stats::open_file_descriptors() as f64,
             ),
             (
                 "max_file_descriptor_count",
-                crate::admin::max_file_descriptors() as f64,
+                crate::stats::max_file_descriptors() as f64,
             ),
             (
                 "rzk_data_dir_bytes",
-                crate::admin::directory_size(&shared.options.data_dir) as f64,
+                crate::stats::directory_size(&shared.options.data_dir) as f64,
             ),
             (
                 "rzk_log_dir_bytes",
-                crate::admin::directory_size(&shared.options.data_log_dir) as f64,
+                crate::stats::directory_size(&shared.options.data_log_dir) as f64,
             ),
             ("rzk_last_processed_zxid", last_zxid as f64),
             ("rzk_fsync_count", syncs as f64),

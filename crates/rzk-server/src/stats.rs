@@ -200,3 +200,35 @@ pub fn op_short_name(op: i32) -> &'static str {
         _ => "NA",
     }
 }
+
+/// Bytes of the files in `<dir>/version-2` (ZooKeeper's `getDataDirSize`/`getLogDirSize`), for
+/// `conf`, `dirs`, the admin server and `/metrics`.
+pub fn directory_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir.join("version-2")) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.metadata().ok())
+        .filter(|metadata| metadata.is_file())
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
+/// File descriptors this process has open (0 where /proc is not available).
+pub fn open_file_descriptors() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| dir.count() as u64)
+        .unwrap_or(0)
+}
+
+/// This process's soft limit on open files (0 where /proc is not available).
+pub fn max_file_descriptors() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(0)
+}

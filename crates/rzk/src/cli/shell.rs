@@ -13,7 +13,7 @@ use rzk_client::{
     Acl, AddWatchMode, Client, ClientError, CreateMode, ErrorCode, EventType, Id, KeeperState,
     Request, WatchedEvent, WatcherType,
 };
-use rzk_proto::DeleteRequest;
+use rzk_proto::{DeleteRequest, Stat};
 use tokio::sync::mpsc;
 
 use super::format::{
@@ -639,9 +639,7 @@ impl Shell {
             }
             children.sort();
             self.print_line(&format!("[{}]", children.join(", ")));
-            let block = stat_block(&stat);
-            let _ = self.out.write_all(block.as_bytes());
-            let _ = self.out.flush();
+            self.print_stat(&stat);
         } else {
             let mut children = self
                 .call(client.get_children(&path, watch))
@@ -714,25 +712,39 @@ impl Shell {
             "'get path [watch]' has been deprecated. Please use 'get [-s] [-w] path' instead.",
         )?;
         let path = options.args[1].clone();
-        let watch = options.has('w');
         validate_path(&path).map_err(Failure::new)?;
+        self.get_and_print(client, &path, options.has('w'), options.has('s'))
+    }
+
+    /// `get` and `config`: the data (or `null`), then the stat block when asked for.
+    fn get_and_print(
+        &mut self,
+        client: &Client,
+        path: &str,
+        watch: bool,
+        with_stat: bool,
+    ) -> CommandResult {
         let (data, stat) = self
-            .call(client.get_data(&path, watch))
-            .map_err(|error| client_failure(error, &path))?;
+            .call(client.get_data(path, watch))
+            .map_err(|error| client_failure(error, path))?;
         if watch {
-            self.watches.data.insert(path.clone());
+            self.watches.data.insert(path.to_owned());
         }
         let text = match data {
             Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             None => "null".to_owned(),
         };
         self.print_line(&text);
-        if options.has('s') {
-            let block = stat_block(&stat);
-            let _ = self.out.write_all(block.as_bytes());
-            let _ = self.out.flush();
+        if with_stat {
+            self.print_stat(&stat);
         }
         Ok(())
+    }
+
+    fn print_stat(&mut self, stat: &Stat) {
+        let block = stat_block(stat);
+        let _ = self.out.write_all(block.as_bytes());
+        let _ = self.out.flush();
     }
 
     fn set(&mut self, client: &Client, words: &[String]) -> CommandResult {
@@ -751,9 +763,7 @@ impl Shell {
             .call(client.set_data(&path, Some(&data), version))
             .map_err(|error| client_failure(error, &path))?;
         if options.has('s') {
-            let block = stat_block(&stat);
-            let _ = self.out.write_all(block.as_bytes());
-            let _ = self.out.flush();
+            self.print_stat(&stat);
         }
         Ok(())
     }
@@ -780,9 +790,7 @@ impl Shell {
                 if watch {
                     self.watches.data.insert(path.clone());
                 }
-                let block = stat_block(&stat);
-                let _ = self.out.write_all(block.as_bytes());
-                let _ = self.out.flush();
+                self.print_stat(&stat);
                 Ok(())
             }
             None => {
@@ -892,9 +900,7 @@ impl Shell {
             self.print_line(&line);
         }
         if options.has('s') {
-            let block = stat_block(&stat);
-            let _ = self.out.write_all(block.as_bytes());
-            let _ = self.out.flush();
+            self.print_stat(&stat);
         }
         Ok(())
     }
@@ -936,9 +942,7 @@ impl Shell {
             .call(client.set_acl(&path, &acl, version))
             .map_err(|error| client_failure(error, &path))?;
         if options.has('s') {
-            let block = stat_block(&stat);
-            let _ = self.out.write_all(block.as_bytes());
-            let _ = self.out.flush();
+            self.print_stat(&stat);
         }
         Ok(())
     }
@@ -1084,25 +1088,12 @@ impl Shell {
     fn config(&mut self, client: &Client, words: &[String]) -> CommandResult {
         let options = parse_options(&[('s', false), ('w', false), ('c', false)], words)
             .map_err(Failure::new)?;
-        let path = "/zookeeper/config";
-        let watch = options.has('w');
-        let (data, stat) = self
-            .call(client.get_data(path, watch))
-            .map_err(|error| client_failure(error, path))?;
-        if watch {
-            self.watches.data.insert(path.to_owned());
-        }
-        let text = match data {
-            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            None => "null".to_owned(),
-        };
-        self.print_line(&text);
-        if options.has('s') {
-            let block = stat_block(&stat);
-            let _ = self.out.write_all(block.as_bytes());
-            let _ = self.out.flush();
-        }
-        Ok(())
+        self.get_and_print(
+            client,
+            "/zookeeper/config",
+            options.has('w'),
+            options.has('s'),
+        )
     }
 }
 

@@ -18,48 +18,13 @@ use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{
-    describe_output, python, srvr_mode, stderr_text, stdout_text, try_four_letter, zkcli_script,
-    RzkServer,
-};
+use support::ensemble::{mode, wait_for_leader};
+use support::{describe_output, python, stderr_text, stdout_text, zkcli_script, RzkServer};
 use zookeeper_client::{Acls, Client, CreateMode};
 
 /// Bound on waits for a state the ensemble must reach (a loaded 2-core machine).
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(10);
-
-fn mode(server: &RzkServer) -> Option<String> {
-    try_four_letter(server.port(), "srvr", Duration::from_secs(2))
-        .ok()
-        .and_then(|reply| srvr_mode(&reply).map(str::to_string))
-}
-
-/// Waits until the members in `running` show exactly one leader and followers otherwise; returns the
-/// leader's position in `servers`.
-fn wait_for_leader(servers: &[RzkServer], running: &[usize], bound: Duration) -> usize {
-    let deadline = Instant::now() + bound;
-    loop {
-        let modes: Vec<Option<String>> = running.iter().map(|i| mode(&servers[*i])).collect();
-        let leaders: Vec<usize> = running
-            .iter()
-            .zip(&modes)
-            .filter(|(_, m)| m.as_deref() == Some("leader"))
-            .map(|(i, _)| *i)
-            .collect();
-        let followers = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count();
-        if leaders.len() == 1 && followers + 1 == running.len() {
-            return leaders[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no single leader among {running:?} within {bound:?}: modes {modes:?}"
-        );
-        thread::sleep(POLL);
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // The tutorial's zkCli session through every member

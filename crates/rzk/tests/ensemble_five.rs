@@ -8,8 +8,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{srvr_mode, try_four_letter, RzkServer};
-use zookeeper_client::{Acls, Client, CreateMode};
+use support::ensemble::{connect, mode, wait_for_leader};
+use support::RzkServer;
+use zookeeper_client::{Acls, CreateMode};
 
 const CONFIG: &[&str] = &["tickTime=200", "initLimit=10", "syncLimit=5"];
 /// Bound on waits for a state the ensemble must reach (generous: a loaded 2-core machine).
@@ -19,72 +20,22 @@ fn persistent() -> zookeeper_client::CreateOptions<'static> {
     CreateMode::Persistent.with_acls(Acls::anyone_all())
 }
 
-fn mode(server: &RzkServer) -> Option<String> {
-    try_four_letter(server.port(), "srvr", Duration::from_secs(2))
-        .ok()
-        .and_then(|reply| srvr_mode(&reply).map(str::to_string))
-}
-
-/// Polls `srvr` (bounded by [`WAIT`]) until `running` shows one leader and followers otherwise.
-async fn wait_for_leader(servers: &[RzkServer], running: &[usize]) -> usize {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let modes: Vec<Option<String>> = running.iter().map(|&i| mode(&servers[i])).collect();
-        let leaders: Vec<usize> = running
-            .iter()
-            .zip(&modes)
-            .filter(|(_, m)| m.as_deref() == Some("leader"))
-            .map(|(&i, _)| i)
-            .collect();
-        let followers = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count();
-        if leaders.len() == 1 && followers + 1 == running.len() {
-            return leaders[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no single leader among {running:?} within {WAIT:?}: {modes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// A session with `address`, retried while a member briefly refuses sessions, bounded by [`WAIT`].
-async fn connect(address: &str) -> Client {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let attempt = Client::connector()
-            .with_session_timeout(Duration::from_secs(4))
-            .connect(address);
-        match tokio::time::timeout(WAIT, attempt).await {
-            Ok(Ok(client)) => return client,
-            other => assert!(
-                Instant::now() < deadline,
-                "no session with {address} within {WAIT:?}: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_members_survive_two_failures() {
     let mut servers = RzkServer::start_ensemble(5, CONFIG);
     let all: Vec<usize> = (0..5).collect();
-    let leader = wait_for_leader(&servers, &all).await;
+    let leader = wait_for_leader(&servers, &all, WAIT);
 
     // Writes through every member, read back through every other after sync.
     for (i, server) in servers.iter().enumerate() {
-        let client = connect(&server.connect_string()).await;
+        let client = connect(&server.connect_string(), WAIT).await;
         client
             .create(&format!("/m{i}"), b"x", &persistent())
             .await
             .expect("create through a member");
     }
     for server in &servers {
-        let client = connect(&server.connect_string()).await;
+        let client = connect(&server.connect_string(), WAIT).await;
         client.sync("/").await.expect("sync");
         for i in 0..5 {
             assert!(
@@ -107,9 +58,9 @@ async fn five_members_survive_two_failures() {
         .copied()
         .filter(|&i| i != leader && i != follower)
         .collect();
-    let new_leader = wait_for_leader(&servers, &survivors).await;
+    let new_leader = wait_for_leader(&servers, &survivors, WAIT);
     assert_ne!(new_leader, leader);
-    let client = connect(&servers[survivors[0]].connect_string()).await;
+    let client = connect(&servers[survivors[0]].connect_string(), WAIT).await;
     client
         .create("/after", b"", &persistent())
         .await
@@ -133,8 +84,8 @@ async fn five_members_survive_two_failures() {
 async fn two_of_five_stop_serving() {
     let mut servers = RzkServer::start_ensemble(5, CONFIG);
     let all: Vec<usize> = (0..5).collect();
-    let leader = wait_for_leader(&servers, &all).await;
-    let client = connect(&servers[leader].connect_string()).await;
+    let leader = wait_for_leader(&servers, &all, WAIT);
+    let client = connect(&servers[leader].connect_string(), WAIT).await;
     client
         .create("/before", b"", &persistent())
         .await

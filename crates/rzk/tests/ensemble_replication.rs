@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{srvr_mode, try_four_letter, RzkServer};
+use support::ensemble::{connect, wait_for_leader};
+use support::{try_four_letter, RzkServer};
 use zookeeper_client::{Acls, Client, CreateMode, Stat};
 
 const CONFIG: &[&str] = &["tickTime=200", "initLimit=10", "syncLimit=5"];
@@ -31,69 +32,12 @@ fn persistent() -> zookeeper_client::CreateOptions<'static> {
     CreateMode::Persistent.with_acls(Acls::anyone_all())
 }
 
-fn mode(server: &RzkServer) -> Option<String> {
-    try_four_letter(server.port(), "srvr", Duration::from_secs(2))
-        .ok()
-        .and_then(|reply| srvr_mode(&reply).map(str::to_string))
-}
-
-/// Waits until the members in `running` show exactly one leader and followers otherwise;
-/// returns the leader's position in `servers`.
-fn wait_for_leader(servers: &[RzkServer], running: &[usize], bound: Duration) -> usize {
-    let deadline = Instant::now() + bound;
-    loop {
-        let modes: Vec<Option<String>> = running.iter().map(|i| mode(&servers[*i])).collect();
-        let leaders: Vec<usize> = running
-            .iter()
-            .zip(&modes)
-            .filter(|(_, m)| m.as_deref() == Some("leader"))
-            .map(|(i, _)| *i)
-            .collect();
-        let followers = modes
-            .iter()
-            .filter(|m| m.as_deref() == Some("follower"))
-            .count();
-        if leaders.len() == 1 && followers + 1 == running.len() {
-            return leaders[0];
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no single leader among {running:?} within {bound:?}: modes {modes:?}"
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// A session with `address`. A member may refuse sessions for a moment (e.g. `Looking` while it
-/// installs a snapshot), so errors are retried until [`WAIT`] runs out.
-async fn connect(address: &str) -> Client {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let attempt = tokio::time::timeout(
-            WAIT,
-            Client::connector()
-                .with_session_timeout(Duration::from_secs(4))
-                .connect(address),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(client)) => return client,
-            Ok(Err(error)) if Instant::now() < deadline => {
-                eprintln!("connecting to {address}: {error}; retrying");
-                tokio::time::sleep(POLL).await;
-            }
-            Ok(Err(error)) => panic!("connecting to {address}: {error}"),
-            Err(_) => panic!("no session with {address} within {WAIT:?}"),
-        }
-    }
-}
-
 /// Through each member: `sync`, then every path in `paths` exists with the same Stat as on the
 /// other members.
 async fn assert_everywhere(servers: &[RzkServer], running: &[usize], paths: &BTreeSet<String>) {
     let mut first: Option<Vec<Stat>> = None;
     for i in running {
-        let client = connect(&servers[*i].connect_string()).await;
+        let client = connect(&servers[*i].connect_string(), WAIT).await;
         client
             .sync("/")
             .await
@@ -145,7 +89,7 @@ async fn writes_through_every_member_read_back_through_every_other() {
 
     let mut clients = Vec::new();
     for server in &servers {
-        clients.push(connect(&server.connect_string()).await);
+        clients.push(connect(&server.connect_string(), WAIT).await);
     }
     let mut paths = BTreeSet::new();
     for (i, client) in clients.iter().enumerate() {
@@ -186,7 +130,7 @@ async fn killing_the_leader_while_clients_write_loses_no_acknowledged_write() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
     for w in 0..3 {
-        let client = connect(&all).await;
+        let client = connect(&all, WAIT).await;
         let acknowledged = acknowledged.clone();
         let stop = stop.clone();
         writers.push(tokio::spawn(async move {
@@ -261,7 +205,7 @@ async fn a_restarted_follower_catches_up_and_a_wiped_one_rejoins_by_snapshot() {
     let mut servers = RzkServer::start_ensemble(3, &config);
     let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
     let follower = (leader + 1) % 3;
-    let writer = connect(&servers[leader].connect_string()).await;
+    let writer = connect(&servers[leader].connect_string(), WAIT).await;
 
     let mut paths = create_many(&writer, "before", 50).await;
     servers[follower].kill9();
@@ -304,7 +248,7 @@ async fn a_restarted_follower_catches_up_and_a_wiped_one_rejoins_by_snapshot() {
 async fn without_a_quorum_the_survivor_refuses_service_until_the_others_return() {
     let mut servers = RzkServer::start_ensemble(3, CONFIG);
     let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
-    let writer = connect(&servers[leader].connect_string()).await;
+    let writer = connect(&servers[leader].connect_string(), WAIT).await;
     let paths = create_many(&writer, "kept", 100).await;
 
     // Stop both followers: the leader loses its quorum.
@@ -345,7 +289,7 @@ async fn without_a_quorum_the_survivor_refuses_service_until_the_others_return()
         servers[*i].start_again();
     }
     wait_for_leader(&servers, &[0, 1, 2], WAIT);
-    let client = connect(&servers[others[0]].connect_string()).await;
+    let client = connect(&servers[others[0]].connect_string(), WAIT).await;
     let mut paths = paths;
     paths.extend(create_many(&client, "after", 20).await);
     assert_everywhere(&servers, &[0, 1, 2], &paths).await;

@@ -18,6 +18,8 @@
 //! log is printed, so a CI failure shows what the server said.
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
+pub mod ensemble;
+
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

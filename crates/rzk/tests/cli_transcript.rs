@@ -208,6 +208,13 @@ fn mask_numbers(line: &str) -> String {
     out
 }
 
+fn without_connect_event(text: &str) -> String {
+    text.lines()
+        .filter(|line| !line.contains("WatchedEvent state:SyncConnected type:None path:null"))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 fn assert_java_date(text: &str) {
     let parts: Vec<&str> = text.split(' ').collect();
     assert_eq!(parts.len(), 6, "not a Java Date.toString: {text:?}");
@@ -280,9 +287,15 @@ fn one_shot_commands_match_zkcli_output_and_exit_codes() {
         (&["ls"][..], 1),
         (&["ls", "/"][..], 0),
     ] {
-        let reference = zkcli(&zk, command, "");
-        let ours = rzk_cli(&zk, command, "");
+        let mut reference = zkcli(&zk, command, "");
+        let mut ours = rzk_cli(&zk, command, "");
         let what = command.join(" ");
+        if expected_code == 127 {
+            // An unknown command sends no request, so zkCli's JVM may exit before its event
+            // thread prints the connect event: that line is a race in zkCli, not a contract.
+            reference.stdout = without_connect_event(&reference.stdout);
+            ours.stdout = without_connect_event(&ours.stdout);
+        }
         assert_eq!(reference.code, expected_code, "zkCli exit code of {what}");
         assert_eq!(
             ours.code, expected_code,

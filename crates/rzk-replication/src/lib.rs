@@ -70,6 +70,7 @@ mod forward;
 mod log_mem;
 mod log_wal;
 mod raft_types;
+mod stale_reads;
 mod state_machine;
 mod transport;
 
@@ -489,6 +490,7 @@ impl Replica {
             Some(dir) => {
                 let log = log_wal::WalLog::open(dir, config.force_sync).await?;
                 log.limit_purge_to_saved_snapshot(saved_snapshot);
+                log.report_stale_reads_to(peers.stale_reads.clone());
                 (
                     Raft::new(config.node_id, raft_config, peers.clone(), log.clone(), sm).await,
                     Some(log),

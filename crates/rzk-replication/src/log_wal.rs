@@ -214,6 +214,9 @@ struct Shared {
     retry_wake: watch::Sender<u64>,
     /// Index + 1 of the newest snapshot saved on disk: purges never go past it.
     purge_limit: std::sync::OnceLock<Arc<std::sync::atomic::AtomicU64>>,
+    /// Where replication reads found their first entry purged, for the transport to end the
+    /// stream that made them ([`crate::stale_reads`]).
+    stale_reads: std::sync::OnceLock<Arc<crate::stale_reads::StaleReads>>,
 }
 
 impl Shared {
@@ -498,6 +501,7 @@ impl WalLog {
             durable_seq: watch::channel(0).0,
             retry_wake,
             purge_limit: std::sync::OnceLock::new(),
+            stale_reads: std::sync::OnceLock::new(),
         });
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(persist_committed(Arc::downgrade(&shared), committed_rx));
@@ -529,6 +533,11 @@ impl WalLog {
         saved_next: Arc<std::sync::atomic::AtomicU64>,
     ) {
         let _ = self.shared.purge_limit.set(saved_next);
+    }
+
+    /// Report replication reads that start below the purged point to `stale_reads`.
+    pub(crate) fn report_stale_reads_to(&self, stale_reads: Arc<crate::stale_reads::StaleReads>) {
+        let _ = self.shared.stale_reads.set(stale_reads);
     }
 
     /// Why the log cannot be written right now (a failed write or sync whose entries wait to be
@@ -682,10 +691,10 @@ impl RaftLogReader<Rzk> for WalLog {
             .collect()
     }
 
-    /// Replication's read. When its first entry was purged meanwhile (a snapshot purge racing a
-    /// replication stream, seen when a wiped member rejoins), return nothing: openraft then sends
-    /// a heartbeat and, seeing the gap, a snapshot. A short read from the first kept entry would
-    /// make it send an append whose entries do not follow its `prev_log_id`.
+    /// Replication's read. When its first entry was purged (a stream openraft resumed from a
+    /// replaced command, see [`crate::stale_reads`]), return nothing and mark the read, so that
+    /// the transport ends the stream. A short read from the first kept entry would make openraft
+    /// send an append whose entries do not follow its `prev_log_id`.
     async fn limited_get_log_entries(
         &mut self,
         start: u64,
@@ -696,8 +705,11 @@ impl RaftLogReader<Rzk> for WalLog {
             tracing::debug!(
                 start,
                 first_kept,
-                "replication read starts below the purged point"
+                "replication read starts below the purged point; ending its stream"
             );
+            if let Some(stale_reads) = self.shared.stale_reads.get() {
+                stale_reads.record(start);
+            }
             return Ok(Vec::new());
         }
         self.try_get_log_entries(start..end).await

@@ -507,6 +507,8 @@ impl Node {
 #[derive(Clone, Default)]
 pub(crate) struct TcpPeers {
     pub(crate) local: Arc<std::sync::OnceLock<std::sync::Weak<Node>>>,
+    /// Reads the log reader found purged: the appends built from them end their stream.
+    pub(crate) stale_reads: Arc<crate::stale_reads::StaleReads>,
 }
 
 impl TcpPeers {
@@ -628,6 +630,14 @@ impl RaftNetworkV2<Rzk> for TcpPeer {
         rpc: AppendEntriesRequest<Rzk>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<Rzk>, RPCError<Rzk>> {
+        let next = rpc.prev_log_id.map_or(0, |prev| prev.index + 1);
+        if rpc.entries.is_empty() && self.peers.stale_reads.take(next) {
+            return Err(self
+                .unreachable(format_args!(
+                    "not sending an empty append from index {next}: its entries are purged, so this replication stream is restarted"
+                ))
+                .into());
+        }
         let body = encode_entries(&rpc.entries).map_err(|e| self.unreachable(e))?;
         let request = PeerRequest::Append {
             vote: rpc.vote,

@@ -14,7 +14,7 @@
 //!   `skipped: ...` line; in CI (`CI=true`, set by `.ci/run`, which installs everything) it fails the test.
 //!
 //! Nothing here sleeps to synchronise: readiness and exits are polled against a deadline.
-//! When a test panics while a server is alive, the server's temporary directory is kept and the tail of its
+//! When a test panics while a server is alive (or `RZK_TEST_KEEP_DIRS` is set), the server's temporary directory is kept and the tail of its
 //! log is printed, so a CI failure shows what the server said.
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
@@ -693,7 +693,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
-        if thread::panicking() {
+        if thread::panicking() || std::env::var_os("RZK_TEST_KEEP_DIRS").is_some() {
             if let Some(dir) = self.dir.take() {
                 let kept = dir.keep();
                 eprintln!(

@@ -223,6 +223,9 @@ async fn wal_standalone_restarts_from_snapshot_and_log() {
     let got = propose_concurrently(&replica, callers, per_caller, 0).await;
     let before = first.applied();
     check_order(&before, &got, callers, per_caller, 0);
+    // Snapshots are built and saved in the background: on a busy machine none may be on disk
+    // yet when the proposals are done, and then there is nothing to restore.
+    wait_for_snapshot_file(dir.path()).await;
     Arc::into_inner(replica)
         .expect("no other handle")
         .shutdown()
@@ -269,4 +272,29 @@ async fn wal_standalone_restarts_from_snapshot_and_log() {
         "state after the second restart differs"
     );
     replica.shutdown().await;
+}
+
+/// Wait (bounded) until a snapshot file is saved under `dir/version-2`.
+async fn wait_for_snapshot_file(dir: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let saved = std::fs::read_dir(dir.join("version-2"))
+            .map(|entries| {
+                entries.flatten().any(|entry| {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    name.starts_with("snapshot.") && !name.ends_with(".tmp")
+                })
+            })
+            .unwrap_or(false);
+        if saved {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no snapshot file under {} within {WAIT:?}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -14,15 +14,29 @@
 //! - The watch table is local to the member (not in snapshots): the server registers the
 //!   watches of the sessions connected to it and drops them when a connection goes away.
 //!
+//! # The tree is persistent
+//! The nodes live in one `imbl::OrdMap` keyed by full path (a B+tree with structural sharing),
+//! each node behind an `Arc`. [`StateMachine::snapshot_copy`] clones that map in O(1) while the
+//! caller holds the state between applies, and the copy is encoded on another thread while
+//! applies go on: a write then copies only the B+tree nodes on its own path (O(log n) of them,
+//! each at most 16 keys and pointers) and the znodes it changes (`Arc::make_mut`), never a
+//! whole child list; once the copy is dropped nothing is shared and writes copy nothing. imbl was chosen over a
+//! persistent hash map (rpds, `imbl::HashMap`) because path order serves three needs at once:
+//! snapshots list nodes sorted by path with no sort at encode time, a node's children are the
+//! keys under "path/" (no per-node child set, which saves a name and a set slot per znode),
+//! and the B+tree's 16-wide nodes cost less memory per entry than a hash trie. Lookups are
+//! O(log n) string comparisons instead of one hash.
+//!
 //! # Layout
 //! - `path`: `PathUtils.validatePath` and parent/child splitting.
-//! - `tree`: nodes, stored vs reported Stat, node kinds (ephemeral/container/TTL), ACL sharing.
+//! - `tree`: the path-ordered node map, child listing by key range, stored vs reported Stat,
+//!   node kinds (ephemeral/container/TTL), ACL sharing.
 //! - `acl`: `fixupACL`, `checkACL`, digest/ip providers, [`digest_id`], [`auth_id_for`].
 //! - `write`: every logged op (create…, delete, setData, setACL, check, multi, deleteContainer,
 //!   sessions) as check-then-mutate helpers with an undo log for multi.
 //! - `read`: the local reads, watch registration, checkWatches/removeWatches, setWatches.
 //! - `watch`: the two-way watch index and `triggerWatch`.
-//! - `snapshot`: the checksummed snapshot format.
+//! - `snapshot`: the checksummed snapshot format, encoded from a [`SnapshotCopy`].
 //! - `digest`: [`StateMachine::digest`], an order-independent digest of the tree.
 //! - `jute`: the jute-style writer/reader used by log entries and snapshots.
 
@@ -48,7 +62,9 @@ use rzk_proto::{
     ErrorCode, EventType, Id, KeeperState, Reply, Request, Response, SetWatches, WatcherEvent,
 };
 
-use crate::tree::{node_kind, AclCache, Node, NodeKind};
+pub use snapshot::SnapshotCopy;
+
+use crate::tree::{node_kind, AclCache, NodeKind, Nodes};
 use crate::watch::{Table, WatchTable};
 
 pub type SessionId = i64;
@@ -124,7 +140,7 @@ pub(crate) struct Session {
 pub struct StateMachine {
     options: Options,
     last_zxid: i64,
-    nodes: HashMap<Box<str>, Node>,
+    nodes: Nodes,
     sessions: BTreeMap<SessionId, Session>,
     /// Container and TTL paths, so the cleaner does not scan the whole tree.
     containers: BTreeSet<Box<str>>,
@@ -275,7 +291,7 @@ impl StateMachine {
     pub fn expired_containers_and_ttls(&self, now_ms: i64, limit: usize) -> Vec<String> {
         let containers = self.containers.iter().filter(|path| {
             let node = &self.nodes[&***path];
-            node.children.is_empty() && node.stat.cversion > 0
+            node.child_count == 0 && node.stat.cversion > 0
         });
         let ttls = self.ttls.iter().filter(|path| {
             let node = &self.nodes[&***path];
@@ -286,7 +302,7 @@ impl StateMachine {
                 NodeKind::Ttl(ttl) => ttl,
                 _ => return false,
             };
-            node.children.is_empty() && ttl != 0 && now_ms.saturating_sub(node.stat.mtime) > ttl
+            node.child_count == 0 && ttl != 0 && now_ms.saturating_sub(node.stat.mtime) > ttl
         });
         containers
             .chain(ttls)
@@ -345,7 +361,15 @@ impl StateMachine {
 
     /// Deterministic snapshot bytes of the tree and session table (not watches).
     pub fn snapshot(&self) -> Vec<u8> {
-        snapshot::write(self)
+        self.snapshot_copy().encode()
+    }
+
+    /// A point-in-time copy of what [`StateMachine::snapshot`] encodes, for encoding elsewhere
+    /// while applies go on: O(1) for the tree (shared, see the crate docs) plus O(sessions) for
+    /// the session table. Its [`SnapshotCopy::encode`] gives the bytes `snapshot()` gave at the
+    /// moment of the copy, whatever is applied afterwards.
+    pub fn snapshot_copy(&self) -> SnapshotCopy {
+        SnapshotCopy::new(self)
     }
 
     /// Rebuild from snapshot bytes. Corrupt or truncated bytes give an error, never a panic.
@@ -359,21 +383,13 @@ impl StateMachine {
     pub fn check_invariants(&self) {
         let mut ephemerals = 0usize;
         let mut data_size = 0u64;
+        let mut counted: HashMap<&str, u32> = HashMap::new();
         for (path, node) in self.nodes.iter() {
             data_size += tree::node_size(path, node);
-            for child in &node.children {
-                let child_path = write::child_path(path, child);
-                assert!(
-                    self.nodes.contains_key(child_path.as_str()),
-                    "child {child_path} missing"
-                );
-            }
             if &**path != "/" {
-                let (parent, name) = path::split_parent(path).expect("stored path without a slash");
-                assert!(
-                    self.nodes[parent].children.contains(name),
-                    "{path} missing from its parent"
-                );
+                let (parent, _) = path::split_parent(path).expect("stored path without a slash");
+                assert!(self.nodes.contains_key(parent), "{path} has no parent");
+                *counted.entry(parent).or_default() += 1;
             }
             match node_kind(
                 node.stat.ephemeral_owner,
@@ -385,7 +401,7 @@ impl StateMachine {
                         self.sessions[&owner].ephemerals.contains(path),
                         "{path} missing from ephemerals"
                     );
-                    assert!(node.children.is_empty(), "ephemeral {path} has children");
+                    assert_eq!(node.child_count, 0, "ephemeral {path} has children");
                 }
                 NodeKind::Container => assert!(
                     self.containers.contains(path),
@@ -395,12 +411,12 @@ impl StateMachine {
                 NodeKind::Persistent => {}
             }
         }
-        let children: usize = self.nodes.values().map(|node| node.children.len()).sum();
-        assert_eq!(
-            children + 1,
-            self.nodes.len(),
-            "children count disagrees with the node count"
-        );
+        for (path, node) in self.nodes.iter() {
+            let counted = counted.get(&**path).copied().unwrap_or(0);
+            assert_eq!(node.child_count, counted, "{path}: child count disagrees");
+            let listed = tree::child_names(&self.nodes, path).count();
+            assert_eq!(listed, counted as usize, "{path}: child listing disagrees");
+        }
         let indexed: usize = self
             .sessions
             .values()

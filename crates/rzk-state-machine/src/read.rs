@@ -7,7 +7,7 @@ use rzk_proto::{
 };
 
 use crate::acl::{check_acl, mask_digest_passwords, PERM_ADMIN, PERM_READ};
-use crate::tree::Node;
+use crate::tree::{child_names, descendant_count, Node};
 use crate::watch::{CHILD, DATA, PERSISTENT, RECURSIVE};
 use crate::{notification, Notification, SessionId, StateMachine};
 
@@ -58,6 +58,7 @@ impl StateMachine {
 
     fn readable_node(&self, auth: &[Id], path: &str, perm: i32) -> Result<&Node, ErrorCode> {
         let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        let node: &Node = node;
         check_acl(&self.options, &node.acl, perm, auth)?;
         Ok(node)
     }
@@ -114,7 +115,9 @@ impl StateMachine {
         record: &PathWatchRequest,
     ) -> Result<(Vec<String>, rzk_proto::Stat), ErrorCode> {
         let node = self.readable_node(auth, &record.path, PERM_READ)?;
-        let children = node.children.iter().map(|name| name.to_string()).collect();
+        let children = child_names(&self.nodes, &record.path)
+            .map(str::to_string)
+            .collect();
         let stat = node.client_stat(self.options.extended_types_enabled);
         if record.watch {
             self.watch(session_id, &record.path, CHILD);
@@ -158,26 +161,11 @@ impl StateMachine {
         let total = if record.path == "/" {
             self.nodes.len() - 1
         } else {
-            self.count_descendants(&record.path)
+            descendant_count(&self.nodes, &record.path)
         };
         Ok(Response::AllChildrenNumber {
             total: i32::try_from(total).unwrap_or(i32::MAX),
         })
-    }
-
-    fn count_descendants(&self, path: &str) -> usize {
-        let mut total = 0;
-        let mut pending = vec![path.to_string()];
-        while let Some(current) = pending.pop() {
-            let node = &self.nodes[current.as_str()];
-            total += node.children.len();
-            pending.extend(
-                node.children
-                    .iter()
-                    .map(|name| crate::write::child_path(&current, name)),
-            );
-        }
-        total
     }
 
     /// Each read answers on its own; errors become `MultiResult::Error`. Only getChildren and

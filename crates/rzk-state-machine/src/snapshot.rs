@@ -11,8 +11,12 @@
 //!                          i32 version, cversion, aversion }
 //! ```
 //! Nodes are sorted by path, so a parent always comes before its children (a parent's path
-//! is a prefix of its children's). Restore checks every structural rule before linking a node
-//! and answers `SnapshotError` instead of panicking.
+//! is a prefix of its children's); the node map is kept in that order, so encoding needs no
+//! sort. Restore checks every structural rule before linking a node and answers
+//! `SnapshotError` instead of panicking.
+//!
+//! Encoding works on a [`SnapshotCopy`], taken between applies and encoded anywhere: the tree
+//! in it is shared with the live state (see the crate docs), so taking it costs O(sessions).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,8 +25,8 @@ use rzk_proto::Acl;
 
 use crate::jute::{Reader, Writer};
 use crate::path::{split_parent, validate_path};
-use crate::tree::{node_kind, Node, NodeKind, StoredStat};
-use crate::{Options, Session, SnapshotError, StateMachine};
+use crate::tree::{node_kind, Node, NodeKind, Nodes, StoredStat};
+use crate::{Options, Session, SessionId, SnapshotError, StateMachine};
 
 const MAGIC: &[u8; 4] = b"RZKS";
 const FORMAT_VERSION: u32 = 1;
@@ -30,41 +34,70 @@ const HEADER_BYTES: usize = 4 + 4 + 8 + 4;
 /// Smallest encoding of one node: empty path, index, null data, 6 longs, 3 ints.
 const NODE_BYTES_MIN: usize = 4 + 4 + 4 + 6 * 8 + 3 * 4;
 
-pub(crate) fn write(state: &StateMachine) -> Vec<u8> {
-    let mut body = Writer::default();
-    body.i64(state.last_zxid);
-    body.u32(u32::try_from(state.sessions.len()).expect("more than u32::MAX sessions"));
-    for (id, session) in &state.sessions {
-        body.i64(*id);
-        body.i32(session.timeout_ms);
-    }
-    let mut paths: Vec<&str> = state.nodes.keys().map(|path| &**path).collect();
-    paths.sort_unstable();
-    let (lists, index_of) = acl_table(state, &paths);
-    body.u32(u32::try_from(lists.len()).expect("more than u32::MAX ACL lists"));
-    for list in &lists {
-        body.acl_list(list);
-    }
-    body.u64(paths.len() as u64);
-    for (path, acl_index) in paths.iter().zip(index_of) {
-        write_node(&mut body, path, acl_index, &state.nodes[*path]);
-    }
-    let mut out = Vec::with_capacity(HEADER_BYTES + body.bytes.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-    out.extend_from_slice(&(body.bytes.len() as u64).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body.bytes).to_be_bytes());
-    out.extend_from_slice(&body.bytes);
-    out
+/// What a snapshot holds, frozen at one zxid: the tree (shared with the live state, so the copy
+/// is O(1)) and the session table (copied: ids and timeouts only).
+pub struct SnapshotCopy {
+    last_zxid: i64,
+    sessions: Vec<(SessionId, i32)>,
+    nodes: Nodes,
 }
 
-/// Distinct ACL lists in order of first use along `paths`, and each node's list index.
-fn acl_table<'a>(state: &'a StateMachine, paths: &[&str]) -> (Vec<&'a Arc<[Acl]>>, Vec<u32>) {
+// The copy is made under the server's lock and encoded on a blocking thread.
+const _: fn() = || {
+    fn send<T: Send + 'static>() {}
+    send::<SnapshotCopy>();
+};
+
+impl SnapshotCopy {
+    pub(crate) fn new(state: &StateMachine) -> SnapshotCopy {
+        SnapshotCopy {
+            last_zxid: state.last_zxid,
+            sessions: state.sessions(),
+            nodes: state.nodes.clone(),
+        }
+    }
+
+    /// The last zxid the copy includes.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// The snapshot bytes (see the module docs). O(znodes); needs no access to the live state.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Writer::default();
+        body.i64(self.last_zxid);
+        body.u32(u32::try_from(self.sessions.len()).expect("more than u32::MAX sessions"));
+        for (id, timeout_ms) in &self.sessions {
+            body.i64(*id);
+            body.i32(*timeout_ms);
+        }
+        let (lists, index_of) = acl_table(&self.nodes);
+        body.u32(u32::try_from(lists.len()).expect("more than u32::MAX ACL lists"));
+        for list in &lists {
+            body.acl_list(list);
+        }
+        body.u64(self.nodes.len() as u64);
+        for ((path, node), acl_index) in self.nodes.iter().zip(index_of) {
+            write_node(&mut body, path, acl_index, node);
+        }
+        let mut out = Vec::with_capacity(HEADER_BYTES + body.bytes.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+        out.extend_from_slice(&(body.bytes.len() as u64).to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body.bytes).to_be_bytes());
+        out.extend_from_slice(&body.bytes);
+        out
+    }
+}
+
+/// Distinct ACL lists in order of first use along the path-ordered nodes, and each node's
+/// list index.
+fn acl_table(nodes: &Nodes) -> (Vec<&Arc<[Acl]>>, Vec<u32>) {
     let mut lists: Vec<&Arc<[Acl]>> = Vec::new();
     let mut by_pointer: HashMap<*const Acl, u32> = HashMap::new();
-    let mut index_of = Vec::with_capacity(paths.len());
-    for path in paths {
-        let acl = &state.nodes[*path].acl;
+    let mut index_of = Vec::with_capacity(nodes.len());
+    for node in nodes.values() {
+        let acl = &node.acl;
         let index = *by_pointer.entry(acl.as_ptr()).or_insert_with(|| {
             lists.push(acl);
             u32::try_from(lists.len() - 1).expect("more than u32::MAX ACL lists")
@@ -131,7 +164,7 @@ fn check_header(bytes: &[u8]) -> Result<&[u8], SnapshotError> {
 
 fn read_body(options: Options, reader: &mut Reader<'_>) -> Result<StateMachine, String> {
     let mut state = StateMachine::new(options);
-    state.nodes.clear();
+    state.nodes = Nodes::new();
     state.data_size = 0;
     state.last_zxid = reader.i64()?;
     let sessions = reader.u32()? as usize;
@@ -200,7 +233,7 @@ fn read_node(reader: &mut Reader<'_>, lists: &[Arc<[Acl]>]) -> Result<(String, N
             data,
             acl: Arc::clone(acl),
             stat,
-            children: Default::default(),
+            child_count: 0,
         },
     ))
 }
@@ -210,7 +243,7 @@ fn insert_node(state: &mut StateMachine, path: &str, node: Node) -> Result<(), S
     validate_path(path).map_err(|_| format!("invalid path {path:?}"))?;
     if path == "/" {
         state.data_size += crate::tree::node_size(path, &node);
-        state.nodes.insert(Box::from(path), node);
+        state.nodes.insert(Box::from(path), Arc::new(node));
         return Ok(());
     }
     let (parent_path, _) = split_parent(path).ok_or_else(|| format!("invalid path {path:?}"))?;
@@ -227,6 +260,6 @@ fn insert_node(state: &mut StateMachine, path: &str, node: Node) -> Result<(), S
             return Err(format!("{path}: owner session {owner:#x} is not open"));
         }
     }
-    state.link(Box::from(path), node);
+    state.link(Box::from(path), Arc::new(node));
     Ok(())
 }

@@ -1,7 +1,11 @@
-//! The znode tree: nodes keyed by full path, children as name sets, stored Stat (`StatPersisted`)
-//! and the Stat clients see (`DataNode.copyStat`).
+//! The znode tree: nodes keyed by full path in one persistent ordered map, stored Stat
+//! (`StatPersisted`) and the Stat clients see (`DataNode.copyStat`).
+//!
+//! A node does not list its children: they are the keys under "path/" that have no further
+//! slash, and the map keeps them in name order. A node keeps only their count.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use rzk_proto::{codes::perms, Acl, Id, Stat};
@@ -29,6 +33,10 @@ pub(crate) struct StoredStat {
     pub aversion: i32,
 }
 
+/// Every znode by full path, in path order. Nodes sit behind `Arc` so that copying a B+tree leaf
+/// (when a write meets a leaf a snapshot copy still shares) copies pointers, not nodes.
+pub(crate) type Nodes = imbl::OrdMap<Box<str>, Arc<Node>>;
+
 /// One znode. Data is `None` for null (distinct from empty); the ACL list is shared between
 /// nodes with equal lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +44,8 @@ pub(crate) struct Node {
     pub data: Option<Box<[u8]>>,
     pub acl: Arc<[Acl]>,
     pub stat: StoredStat,
-    pub children: BTreeSet<Box<str>>,
+    /// How many children the node has (they are the keys under "path/", see [`child_names`]).
+    pub child_count: u32,
 }
 
 /// What `ephemeralOwner` says a node is (`EphemeralType.get`).
@@ -72,7 +81,7 @@ impl Node {
     }
 
     pub fn num_children(&self) -> i32 {
-        i32::try_from(self.children.len()).unwrap_or(i32::MAX)
+        i32::try_from(self.child_count).unwrap_or(i32::MAX)
     }
 
     /// `DataNode.copyStat`: cversion reported as creates + deletes (`2 × stored − numChildren`),
@@ -153,27 +162,74 @@ fn world_anyone() -> Id {
 
 /// The nodes every tree starts with: "/", "/zookeeper", "/zookeeper/quota" and
 /// "/zookeeper/config" (aversion -1 from its setACL at start-up), all with zero stats.
-pub(crate) fn initial_nodes(cache: &mut AclCache) -> HashMap<Box<str>, Node> {
+pub(crate) fn initial_nodes(cache: &mut AclCache) -> Nodes {
     let open = cache.intern(open_acl_unsafe());
     let read = cache.intern(read_acl_unsafe());
-    let node = |acl: &Arc<[Acl]>, children: &[&str], aversion: i32| Node {
-        data: Some(Box::default()),
-        acl: Arc::clone(acl),
-        stat: StoredStat {
-            aversion,
-            ..StoredStat::default()
-        },
-        children: children.iter().map(|name| Box::from(*name)).collect(),
+    let node = |acl: &Arc<[Acl]>, child_count: u32, aversion: i32| {
+        Arc::new(Node {
+            data: Some(Box::default()),
+            acl: Arc::clone(acl),
+            stat: StoredStat {
+                aversion,
+                ..StoredStat::default()
+            },
+            child_count,
+        })
     };
-    let mut nodes = HashMap::new();
-    nodes.insert(Box::from("/"), node(&open, &["zookeeper"], 0));
-    nodes.insert(
-        Box::from("/zookeeper"),
-        node(&open, &["quota", "config"], 0),
-    );
-    nodes.insert(Box::from("/zookeeper/quota"), node(&open, &[], 0));
-    nodes.insert(Box::from("/zookeeper/config"), node(&read, &[], -1));
+    let mut nodes = Nodes::new();
+    nodes.insert(Box::from("/"), node(&open, 1, 0));
+    nodes.insert(Box::from("/zookeeper"), node(&open, 2, 0));
+    nodes.insert(Box::from("/zookeeper/quota"), node(&open, 0, 0));
+    nodes.insert(Box::from("/zookeeper/config"), node(&read, 0, -1));
     nodes
+}
+
+/// "path/" (or "/" for the root): what every descendant's path starts with.
+fn descendant_prefix(path: &str) -> String {
+    if path == "/" {
+        String::from("/")
+    } else {
+        format!("{path}/")
+    }
+}
+
+/// The smallest string above every descendant of `path`: '0' is the character after '/'.
+fn descendants_end(path: &str) -> String {
+    let mut end = descendant_prefix(path);
+    end.pop();
+    end.push('0');
+    end
+}
+
+/// The names of a node's children, in name order (as ZooKeeper's sorted `getChildren`
+/// listings): the keys under "path/" with no further slash. A child's own descendants sort
+/// right after it ("/a/b" < "/a/b-" < "/a/b/c" < "/a/b0"), so one seek past "/a/b0" skips
+/// them; a node with n children costs O(n) steps plus one O(log N) seek per child that has
+/// children of its own.
+pub(crate) fn child_names<'a>(nodes: &'a Nodes, path: &str) -> impl Iterator<Item = &'a str> {
+    let prefix = descendant_prefix(path);
+    let mut keys = nodes.range::<_, str>((Bound::Excluded(prefix.as_str()), Bound::Unbounded));
+    std::iter::from_fn(move || loop {
+        let (key, _) = keys.next()?;
+        let name = key.strip_prefix(prefix.as_str())?;
+        let Some(slash) = name.find('/') else {
+            return Some(name);
+        };
+        let child_end = descendants_end(&key[..prefix.len() + slash]);
+        keys = nodes.range::<_, str>((Bound::Included(child_end.as_str()), Bound::Unbounded));
+    })
+}
+
+/// How many nodes sit below `path` (children, grandchildren, ...): one range of keys.
+pub(crate) fn descendant_count(nodes: &Nodes, path: &str) -> usize {
+    let prefix = descendant_prefix(path);
+    let end = descendants_end(path);
+    nodes
+        .range::<_, str>((
+            Bound::Excluded(prefix.as_str()),
+            Bound::Excluded(end.as_str()),
+        ))
+        .count()
 }
 
 /// `approximateDataSize` counts path length + data length per node.

@@ -52,7 +52,7 @@ impl Context {
 /// The inverse of one change.
 enum Undo {
     Created(Box<str>),
-    Deleted(Box<str>, Node),
+    Deleted(Box<str>, Arc<Node>),
     Stat(Box<str>, StoredStat),
     Data(Box<str>, Option<Box<[u8]>>),
     Acl(Box<str>, Arc<[Acl]>),
@@ -78,15 +78,6 @@ enum WriteOk {
     DataSet(Stat),
     AclSet(Stat),
     Checked(Stat),
-}
-
-/// "/a" + "b" → "/a/b"; the root's children are "/" + name.
-pub(crate) fn child_path(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
 }
 
 /// `checkAndIncVersion`: -1 matches any version. The next version just adds one and wraps
@@ -247,13 +238,20 @@ impl StateMachine {
     }
 
     fn node(&self, path: &str) -> Result<&Node, ErrorCode> {
-        self.nodes.get(path).ok_or(ErrorCode::NoNode)
+        self.nodes
+            .get(path)
+            .map(|node| &**node)
+            .ok_or(ErrorCode::NoNode)
     }
 
+    /// The node to change, made unshared first: a snapshot copy that still holds it keeps the
+    /// old version (the copy-on-write step of the persistent tree).
     fn node_mut(&mut self, path: &str) -> &mut Node {
-        self.nodes
+        let node = self
+            .nodes
             .get_mut(path)
-            .expect("node vanished between check and change")
+            .expect("node vanished between check and change");
+        Arc::make_mut(node)
     }
 
     fn create_ttl(
@@ -319,10 +317,10 @@ impl StateMachine {
             data: record.data.as_deref().map(Box::from),
             acl: self.acl_cache.intern(acl),
             stat,
-            children: Default::default(),
+            child_count: 0,
         };
         let stat = node.client_stat(self.options.extended_types_enabled);
-        self.link(Box::from(path.as_str()), node);
+        self.link(Box::from(path.as_str()), Arc::new(node));
         context.record(|| Undo::Created(Box::from(path.as_str())));
         context.events.push(TreeEvent::Created(path.clone()));
         Ok(WriteOk::Created { op, path, stat })
@@ -376,7 +374,7 @@ impl StateMachine {
         check_acl(&self.options, &parent.acl, PERM_DELETE, auth)?;
         let node = self.node(&record.path)?;
         check_version(node.stat.version, record.version)?;
-        if !node.children.is_empty() {
+        if node.child_count != 0 {
             return Err(ErrorCode::NotEmpty);
         }
         self.delete_node(context, &record.path);
@@ -395,7 +393,7 @@ impl StateMachine {
             return Err(ErrorCode::BadArguments);
         }
         let node = self.node(&record.path)?;
-        if !node.children.is_empty() {
+        if node.child_count != 0 {
             return Err(ErrorCode::NotEmpty);
         }
         match node_kind(
@@ -492,20 +490,14 @@ impl StateMachine {
         change: impl FnOnce(&mut StoredStat, i64),
     ) {
         let zxid = context.zxid;
-        let node = self
-            .nodes
-            .get_mut(path)
-            .expect("stat change on a missing node");
+        let node = self.node_mut(path);
         let before = node.stat;
         change(&mut node.stat, zxid);
         context.record(|| Undo::Stat(Box::from(path), before));
     }
 
     fn replace_data(&mut self, path: &str, data: Option<Box<[u8]>>) {
-        let node = self
-            .nodes
-            .get_mut(path)
-            .expect("data change on a missing node");
+        let node = self.node_mut(path);
         let before = node.data.as_ref().map_or(0, |data| data.len()) as u64;
         let after = data.as_ref().map_or(0, |data| data.len()) as u64;
         node.data = data;
@@ -513,16 +505,13 @@ impl StateMachine {
     }
 
     /// Insert a node under its (existing) parent and into the kind indexes.
-    pub(crate) fn link(&mut self, path: Box<str>, node: Node) {
-        let (parent_path, name) = split_parent(&path).expect("linked path has no slash");
-        let parent = self
-            .nodes
-            .get_mut(parent_path)
-            .expect("linked node's parent is missing");
-        assert!(
-            parent.children.insert(Box::from(name)),
-            "child {path} already linked"
-        );
+    pub(crate) fn link(&mut self, path: Box<str>, node: Arc<Node>) {
+        let (parent_path, _) = split_parent(&path).expect("linked path has no slash");
+        let parent = self.node_mut(parent_path);
+        parent.child_count = parent
+            .child_count
+            .checked_add(1)
+            .expect("more than u32::MAX children");
         match node_kind(
             node.stat.ephemeral_owner,
             self.options.extended_types_enabled,
@@ -546,21 +535,18 @@ impl StateMachine {
     }
 
     /// Remove a childless node from its parent and the kind indexes.
-    pub(crate) fn unlink(&mut self, path: &str) -> Node {
+    pub(crate) fn unlink(&mut self, path: &str) -> Arc<Node> {
         let node = self.nodes.remove(path).expect("unlinked node is missing");
-        assert!(
-            node.children.is_empty(),
+        assert_eq!(
+            node.child_count, 0,
             "unlinked node {path} still has children"
         );
-        let (parent_path, name) = split_parent(path).expect("unlinked path has no slash");
-        let parent = self
-            .nodes
-            .get_mut(parent_path)
-            .expect("unlinked node's parent is missing");
-        assert!(
-            parent.children.remove(name),
-            "{path} missing from its parent's children"
-        );
+        let (parent_path, _) = split_parent(path).expect("unlinked path has no slash");
+        let parent = self.node_mut(parent_path);
+        parent.child_count = parent
+            .child_count
+            .checked_sub(1)
+            .expect("unlinked node's parent counted no children");
         match node_kind(
             node.stat.ephemeral_owner,
             self.options.extended_types_enabled,
@@ -654,7 +640,7 @@ mod tests {
     #[test]
     fn sequence_suffix_wraps_as_signed_int() {
         let mut state = started();
-        state.nodes.get_mut("/s").unwrap().stat.cversion = i32::MAX;
+        state.node_mut("/s").stat.cversion = i32::MAX;
         let first = apply(&mut state, create("/s/n", 2));
         assert_eq!(
             first,
@@ -676,7 +662,7 @@ mod tests {
     #[test]
     fn data_version_wraps_through_minus_one() {
         let mut state = started();
-        state.nodes.get_mut("/s").unwrap().stat.version = -2;
+        state.node_mut("/s").stat.version = -2;
         let set = |state: &mut StateMachine, version| {
             let request = Request::SetData(SetDataRequest {
                 path: "/s".into(),
@@ -690,7 +676,7 @@ mod tests {
         };
         assert_eq!(set(&mut state, -2), -1);
         assert_eq!(set(&mut state, -1), 0);
-        state.nodes.get_mut("/s").unwrap().stat.version = i32::MAX;
+        state.node_mut("/s").stat.version = i32::MAX;
         assert_eq!(set(&mut state, i32::MAX), i32::MIN);
     }
 }

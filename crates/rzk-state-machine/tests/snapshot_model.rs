@@ -78,21 +78,7 @@ fn busy_harness() -> Harness {
     h.create_with("/a/e", None, 1).unwrap();
     h.create_with("/a/s-", Some(b""), 2).unwrap();
     h.rm("/a/b");
-    let ttl = CreateTtlRequest {
-        path: "/ttl".into(),
-        data: None,
-        acl: open_acl(),
-        flags: 5,
-        ttl: 100,
-    };
-    assert!(h.write(Request::CreateTtl(ttl)).reply.is_ok());
-    let container = CreateRequest {
-        path: "/box".into(),
-        data: Some(vec![1, 2]),
-        acl: open_acl(),
-        flags: 4,
-    };
-    assert!(h.write(Request::CreateContainer(container)).reply.is_ok());
+    create_ttl_and_container(&mut h);
     let digest = Id {
         scheme: "digest".into(),
         id: digest_id("u:p"),

@@ -197,6 +197,26 @@ impl Harness {
     }
 }
 
+/// A TTL node "/ttl" (100 ms, no data) and a container "/box" (data [1, 2]), created by S1;
+/// the harness needs extended types on.
+pub fn create_ttl_and_container(h: &mut Harness) {
+    let ttl = CreateTtlRequest {
+        path: "/ttl".into(),
+        data: None,
+        acl: open_acl(),
+        flags: 5,
+        ttl: 100,
+    };
+    assert!(h.write(Request::CreateTtl(ttl)).reply.is_ok());
+    let container = CreateRequest {
+        path: "/box".into(),
+        data: Some(vec![1, 2]),
+        acl: open_acl(),
+        flags: 4,
+    };
+    assert!(h.write(Request::CreateContainer(container)).reply.is_ok());
+}
+
 pub fn create_request(path: &str, data: Option<&[u8]>, flags: i32) -> Request {
     Request::Create(CreateRequest {
         path: path.into(),

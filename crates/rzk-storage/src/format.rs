@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// Format version written into every header. Readers refuse any other value.
 pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Snapshot files whose payload is an LZ4 frame (the state bytes compressed). Snapshots of
+/// [`FORMAT_VERSION`] hold the state bytes as they are and are still read.
+pub(crate) const SNAPSHOT_VERSION_LZ4: u32 = 2;
 
 pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"RZKL";
 pub(crate) const SNAPSHOT_MAGIC: [u8; 4] = *b"RZKS";
@@ -114,7 +117,8 @@ fn check_magic_and_version(
     bytes: &[u8],
     magic: [u8; 4],
     header_bytes: u64,
-) -> Result<(), HeaderError> {
+    versions: &[u32],
+) -> Result<u32, HeaderError> {
     if (bytes.len() as u64) < header_bytes {
         return Err(HeaderError::Short);
     }
@@ -122,10 +126,10 @@ fn check_magic_and_version(
         return Err(HeaderError::BadMagic);
     }
     let version = u32_at(bytes, 4);
-    if version != FORMAT_VERSION {
+    if !versions.contains(&version) {
         return Err(HeaderError::UnknownVersion(version));
     }
-    Ok(())
+    Ok(version)
 }
 
 pub(crate) fn encode_segment_header(first_index: u64) -> [u8; SEGMENT_HEADER_BYTES as usize] {
@@ -140,7 +144,12 @@ pub(crate) fn encode_segment_header(first_index: u64) -> [u8; SEGMENT_HEADER_BYT
 
 /// The first index recorded in a segment header.
 pub(crate) fn decode_segment_header(bytes: &[u8]) -> Result<u64, HeaderError> {
-    check_magic_and_version(bytes, SEGMENT_MAGIC, SEGMENT_HEADER_BYTES)?;
+    check_magic_and_version(
+        bytes,
+        SEGMENT_MAGIC,
+        SEGMENT_HEADER_BYTES,
+        &[FORMAT_VERSION],
+    )?;
     if crc32c::crc32c(&bytes[0..16]) != u32_at(bytes, 16) {
         return Err(HeaderError::BadChecksum);
     }
@@ -225,13 +234,16 @@ pub(crate) fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
     })
 }
 
+/// The header of a snapshot file whose stored payload (after the header) is `payload`, in
+/// format `version`.
 pub(crate) fn encode_snapshot_header(
     index: u64,
+    version: u32,
     payload: &[u8],
 ) -> [u8; SNAPSHOT_HEADER_BYTES as usize] {
     let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];
     header[0..4].copy_from_slice(&SNAPSHOT_MAGIC);
-    header[4..8].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[4..8].copy_from_slice(&version.to_le_bytes());
     header[8..16].copy_from_slice(&index.to_le_bytes());
     header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     header[24..28].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
@@ -261,9 +273,15 @@ impl SnapshotError {
 }
 
 /// `(index, payload)` of a whole snapshot file, checked end to end.
-pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotError> {
-    check_magic_and_version(bytes, SNAPSHOT_MAGIC, SNAPSHOT_HEADER_BYTES)
-        .map_err(SnapshotError::Header)?;
+/// A verified snapshot file: its index, format version and stored payload.
+pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<(u64, u32, &[u8]), SnapshotError> {
+    let version = check_magic_and_version(
+        bytes,
+        SNAPSHOT_MAGIC,
+        SNAPSHOT_HEADER_BYTES,
+        &[FORMAT_VERSION, SNAPSHOT_VERSION_LZ4],
+    )
+    .map_err(SnapshotError::Header)?;
     if crc32c::crc32c(&bytes[0..28]) != u32_at(bytes, 28) {
         return Err(SnapshotError::Header(HeaderError::BadChecksum));
     }
@@ -278,7 +296,7 @@ pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotErro
     if crc32c::crc32c(payload) != u32_at(bytes, 24) {
         return Err(SnapshotError::PayloadChecksum);
     }
-    Ok((u64_at(bytes, 8), payload))
+    Ok((u64_at(bytes, 8), version, payload))
 }
 
 pub(crate) fn encode_meta(value: &[u8]) -> Vec<u8> {
@@ -305,7 +323,8 @@ pub(crate) enum MetaError {
 }
 
 pub(crate) fn decode_meta(bytes: &[u8]) -> Result<&[u8], MetaError> {
-    check_magic_and_version(bytes, META_MAGIC, META_HEADER_BYTES).map_err(MetaError::Header)?;
+    check_magic_and_version(bytes, META_MAGIC, META_HEADER_BYTES, &[FORMAT_VERSION])
+        .map_err(MetaError::Header)?;
     let len = u32_at(bytes, 8);
     let value = &bytes[META_HEADER_BYTES as usize..];
     if value.len() as u64 != len as u64 {
@@ -367,9 +386,12 @@ mod tests {
     /// Goal: snapshot and meta encodings verify, and damage is reported.
     #[test]
     fn snapshot_and_meta_round_trip() {
-        let mut file = encode_snapshot_header(7, b"state").to_vec();
+        let mut file = encode_snapshot_header(7, FORMAT_VERSION, b"state").to_vec();
         file.extend_from_slice(b"state");
-        assert_eq!(decode_snapshot(&file), Ok((7, &b"state"[..])));
+        assert_eq!(
+            decode_snapshot(&file),
+            Ok((7, FORMAT_VERSION, &b"state"[..]))
+        );
         file[34] ^= 1;
         assert_eq!(decode_snapshot(&file), Err(SnapshotError::PayloadChecksum));
         let meta = encode_meta(b"vote");

@@ -49,8 +49,11 @@
 //! preallocation, fsync, rename, fsync dir), so a segment file always has a whole header.
 //!
 //! ```text
-//! Snapshot    := Magic "RZKS" | Version u32 = 1 | Index u64 | PayloadLen u64 | PayloadCrc u32
+//! Snapshot    := Magic "RZKS" | Version u32 = 2 | Index u64 | PayloadLen u64 | PayloadCrc u32
 //!                | HeaderCrc u32 | Payload [PayloadLen bytes]     (file snapshot.<16 hex Index>)
+//!                Payload is the state bytes as one LZ4 frame (lz4_flex, pure Rust: the state
+//!                compresses several-fold and decompresses at memory speed). Version 1 files,
+//!                whose Payload is the state bytes as they are, are still read.
 //! Meta        := Magic "RZKM" | Version u32 = 1 | Len u32 | Crc u32 (over Len and Value)
 //!                | Value [Len bytes]       (files meta.<name> from save_meta, and wal.purged,
 //!                                            whose Value is the purge watermark as u64)

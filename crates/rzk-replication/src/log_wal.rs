@@ -52,6 +52,12 @@ const ENTRY_HEADER_BYTES: usize = 18;
 const KIND_BLANK: u8 = 0;
 const KIND_NORMAL: u8 = 1;
 const KIND_MEMBERSHIP: u8 = 2;
+/// A normal entry whose body is LZ4-compressed (a block with its length first).
+const KIND_NORMAL_LZ4: u8 = 3;
+/// Bodies of normal entries from this size on are stored compressed when that saves at least
+/// an eighth (large multis and znode values: paths share prefixes, values repeat). Smaller ones
+/// are stored as they are, so the common small write pays nothing.
+pub(crate) const COMPRESS_ENTRIES_FROM_BYTES: usize = 1024;
 
 /// Record payload of one entry: version, kind, term, leader node id, then the body (the proposed
 /// bytes for a normal entry, JSON for a membership entry, nothing for a blank one).
@@ -69,6 +75,17 @@ pub(crate) fn encode_entry(entry: &Entry) -> Result<Vec<u8>, io::Error> {
             json.as_slice()
         }
         (_, body) => body.unwrap_or_default(),
+    };
+    let compressed;
+    let (kind, body) = if kind == KIND_NORMAL && body.len() >= COMPRESS_ENTRIES_FROM_BYTES {
+        compressed = lz4_flex::block::compress_prepend_size(body);
+        if compressed.len() <= body.len() - body.len() / 8 {
+            (KIND_NORMAL_LZ4, compressed.as_slice())
+        } else {
+            (kind, body)
+        }
+    } else {
+        (kind, body)
     };
     let mut out = Vec::with_capacity(ENTRY_HEADER_BYTES + body.len());
     out.push(ENTRY_FORMAT_VERSION);
@@ -103,6 +120,21 @@ pub(crate) fn decode_entry(wal_index: u64, bytes: &[u8]) -> Result<Entry, io::Er
     let payload = match bytes[1] {
         KIND_BLANK => EntryPayload::Blank,
         KIND_NORMAL => EntryPayload::Normal(Payload(body.to_vec())),
+        KIND_NORMAL_LZ4 => {
+            let declared = body
+                .get(..4)
+                .map(|len| u32::from_le_bytes(len.try_into().expect("4 bytes")))
+                .ok_or_else(|| bad("compressed body shorter than its length"))?;
+            if declared > rzk_storage::RECORD_PAYLOAD_BYTES_MAX {
+                return Err(bad(&format!(
+                    "compressed body claims {declared} bytes, over the {} a record may hold",
+                    rzk_storage::RECORD_PAYLOAD_BYTES_MAX
+                )));
+            }
+            let bytes = lz4_flex::block::decompress_size_prepended(body)
+                .map_err(|e| bad(&format!("compressed body does not decompress: {e}")))?;
+            EntryPayload::Normal(Payload(bytes))
+        }
         KIND_MEMBERSHIP => EntryPayload::Membership(
             serde_json::from_slice(body).map_err(|e| bad(&format!("membership: {e}")))?,
         ),
@@ -885,5 +917,89 @@ impl RaftLogStorage<Rzk> for WalLog {
         .await?;
         self.ids().last_purged = Some(log_id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod entry_codec_tests {
+    use super::*;
+
+    fn normal(body: Vec<u8>) -> Entry {
+        let leader_id = openraft::impls::leader_id_adv::LeaderId {
+            term: 3,
+            node_id: 2,
+        };
+        Entry {
+            log_id: LogId::new(leader_id, 41),
+            payload: EntryPayload::Normal(Payload(body)),
+        }
+    }
+
+    fn body_of(entry: &Entry) -> &[u8] {
+        match &entry.payload {
+            EntryPayload::Normal(payload) => &payload.0,
+            other => panic!("not a normal entry: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_compressed_only_when_large_and_worth_it() {
+        let repetitive: Vec<u8> = (0..2_000u32)
+            .flat_map(|i| format!("/bench/node-{i:08}:value-value;").into_bytes())
+            .collect();
+        let mut noise = Vec::with_capacity(4096);
+        let mut x = 0x9e37_79b9_u32;
+        for _ in 0..4096 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            noise.push(x as u8);
+        }
+        for (body, compressed) in [
+            (b"small".to_vec(), false),
+            (vec![7u8; COMPRESS_ENTRIES_FROM_BYTES - 1], false),
+            (repetitive, true),
+            (noise, false),
+        ] {
+            let entry = normal(body.clone());
+            let record = encode_entry(&entry).unwrap();
+            assert_eq!(
+                record[1] == KIND_NORMAL_LZ4,
+                compressed,
+                "{} bytes",
+                body.len()
+            );
+            if compressed {
+                assert!(
+                    record.len() * 4 < body.len(),
+                    "{} -> {}",
+                    body.len(),
+                    record.len()
+                );
+            }
+            let decoded = decode_entry(42, &record).unwrap();
+            assert_eq!(decoded.log_id, entry.log_id);
+            assert_eq!(body_of(&decoded), body.as_slice());
+        }
+    }
+
+    #[test]
+    fn a_damaged_compressed_body_is_an_error_not_a_panic() {
+        let body: Vec<u8> = b"abcdefgh".iter().copied().cycle().take(8192).collect();
+        let record = encode_entry(&normal(body)).unwrap();
+        assert_eq!(record[1], KIND_NORMAL_LZ4);
+        // A length that claims more than a record may hold.
+        let mut huge = record.clone();
+        huge[ENTRY_HEADER_BYTES..ENTRY_HEADER_BYTES + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_entry(42, &huge).is_err());
+        // Truncated and bit-flipped bodies.
+        for cut in [ENTRY_HEADER_BYTES + 2, record.len() / 2, record.len() - 1] {
+            assert!(decode_entry(42, &record[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in ENTRY_HEADER_BYTES + 4..record.len() {
+            let mut flipped = record.clone();
+            flipped[at] ^= 0x5a;
+            let _ = decode_entry(42, &flipped);
+        }
     }
 }

@@ -105,8 +105,9 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
-/// How the log writes. `Default` gives ZooKeeper's defaults (forceSync=yes, 64 MiB segments and
-/// preallocation).
+/// How the log writes. `Default`: forceSync=yes, 16 MiB segments and preallocation (ZooKeeper
+/// preallocates 64 MiB; rzk's smaller segments keep an idle data directory small and let purges
+/// free space sooner, while one `fallocate` per 16 MiB costs nothing measurable).
 #[derive(Debug, Clone)]
 pub struct WalOptions {
     /// `forceSync`: when false, records are acknowledged without fdatasync (unsafe).
@@ -122,8 +123,8 @@ impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             force_sync: true,
-            segment_bytes_max: 64 << 20,
-            preallocate_bytes: 64 << 20,
+            segment_bytes_max: 16 << 20,
+            preallocate_bytes: 16 << 20,
         }
     }
 }

@@ -56,9 +56,7 @@ enum Waiting {
 impl Waiting {
     fn fail(self, error: ProposeError) {
         match self {
-            Waiting::Propose(reply, _) => {
-                let _ = reply.send(Err(error));
-            }
+            Waiting::Propose(reply, _) => reply.send(Err(error)),
             Waiting::ReadIndex(reply) => {
                 let _ = reply.send(Err(error));
             }
@@ -252,9 +250,7 @@ async fn local(node: &Arc<Node>, message: Outbound) {
 
 fn fail(message: Outbound, error: ProposeError) {
     match message {
-        Outbound::Propose { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
+        Outbound::Propose { reply, .. } => reply.send(Err(error)),
         Outbound::ReadIndex { reply } => {
             let _ = reply.send(Err(error));
         }
@@ -322,9 +318,8 @@ async fn read_replies(
             (Waiting::Propose(reply, permit), Ok(index)) => {
                 drop(permit);
                 // Committed at `index`: resolve once this member has applied it too.
-                node.applied.when_applied(index, move || {
-                    let _ = reply.send(Ok(index));
-                });
+                node.applied
+                    .when_applied(index, move || reply.send(Ok(index)));
             }
             (Waiting::ReadIndex(reply), Ok(index)) => {
                 let _ = reply.send(Ok(index));

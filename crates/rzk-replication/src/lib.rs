@@ -16,7 +16,7 @@
 //!                                 log: MemLog (log_dir None) | WalLog (rzk_storage::Wal, group commit)
 //!                                                   │ committed
 //!                                                   ▼
-//!   StateMachine::apply ──► Applier::apply(index, bytes) ──► AppliedIndex ──► the proposal's oneshot
+//!   StateMachine::apply ──► Applier::apply(index, bytes) ──► AppliedIndex ──► the proposal's reply
 //!                                                            (leader: openraft's responder;
 //!                                                             follower: leader's index, then local apply)
 //! ```
@@ -89,7 +89,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::applied::AppliedIndex;
 use crate::forward::Outbound;
-use crate::raft_types::{proposal_responder, Raft, Rzk};
+use crate::raft_types::{proposal_responder, ProposalSender, Raft, Rzk};
 use crate::state_machine::{Snapshots, StateMachine};
 
 /// Produces snapshot bytes from a point-in-time copy, off the apply path ([`Applier::snapshot_job`]).
@@ -628,21 +628,50 @@ impl Replica {
     pub async fn propose(&self, payload: Vec<u8>) -> Result<Proposal, ProposeError> {
         // A log that cannot be written (full disk) refuses new entries at once; entries it
         // already accepted wait until they are durable.
-        if let Some(reason) = self
-            .wal_log
-            .as_ref()
-            .and_then(log_wal::WalLog::write_failure)
-        {
+        if let Some(reason) = self.write_failure() {
             return Err(ProposeError::Storage(reason));
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (reply, proposal) = ProposalSender::oneshot();
+        self.enqueue(payload, reply).await?;
+        Ok(proposal)
+    }
+
+    /// [`Replica::propose`] with the outcome handed to `done` instead of a receiver: `done` runs
+    /// exactly once, with the log index after commit and local apply, or with the error (at
+    /// once when the entry was not enqueued). It runs on the task that learns the outcome (the
+    /// apply task, on the leader), so it must be short and must not block; it saves the caller
+    /// a task per proposal.
+    pub async fn propose_then(
+        &self,
+        payload: Vec<u8>,
+        done: impl FnOnce(Result<u64, ProposeError>) + Send + 'static,
+    ) {
+        if let Some(reason) = self.write_failure() {
+            return done(Err(ProposeError::Storage(reason)));
+        }
+        // On an error `reply` was dropped unsent, which ran `done` with it.
+        let _ = self.enqueue(payload, ProposalSender::new(done)).await;
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        self.wal_log
+            .as_ref()
+            .and_then(log_wal::WalLog::write_failure)
+    }
+
+    /// Hand a payload to openraft (leader) or the forwarder (follower); `reply` gets the outcome.
+    /// An `Err` means it was not enqueued; `reply` then ran (dropped) with it.
+    async fn enqueue(&self, payload: Vec<u8>, reply: ProposalSender) -> Result<(), ProposeError> {
         match self.node.route() {
             Route::Local if self.node.is_leader_cut_off() => {
-                let _ = tx.send(Err(ProposeError::NoLeader));
+                reply.send(Err(ProposeError::NoLeader))
             }
             Route::Local => {
                 self.raft
-                    .client_write_ff(raft_types::Payload(payload), Some(proposal_responder(tx)))
+                    .client_write_ff(
+                        raft_types::Payload(payload),
+                        Some(proposal_responder(reply)),
+                    )
                     .await
                     .map_err(|_| ProposeError::ShuttingDown)?;
             }
@@ -656,16 +685,14 @@ impl Replica {
                 self.forward_tx
                     .send(Outbound::Propose {
                         payload,
-                        reply: tx,
+                        reply,
                         permit,
                     })
                     .map_err(|_| ProposeError::ShuttingDown)?;
             }
-            Route::NoLeader => {
-                let _ = tx.send(Err(ProposeError::NoLeader));
-            }
+            Route::NoLeader => reply.send(Err(ProposeError::NoLeader)),
         }
-        Ok(rx)
+        Ok(())
     }
 
     /// Sessions this member's clients touched since the last call (call once per tick). They

@@ -60,8 +60,50 @@ pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershi
 pub(crate) type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<Rzk>;
 pub(crate) type Raft = openraft::Raft<Rzk, crate::state_machine::StateMachine>;
 
-/// Reply channel of one proposal.
-pub(crate) type ProposalSender = tokio::sync::oneshot::Sender<Result<u64, ProposeError>>;
+/// Where one proposal's outcome goes: a closure run exactly once, with the log index or why
+/// there is none. Dropped unsent (the proposal was lost on shutdown), it runs with
+/// [`ProposeError::ShuttingDown`], as a dropped oneshot sender would tell its receiver. A
+/// closure instead of a oneshot lets the server finish a write without a task per proposal.
+pub(crate) struct ProposalSender {
+    done: Option<ProposalDone>,
+}
+
+type ProposalDone = Box<dyn FnOnce(Result<u64, ProposeError>) + Send>;
+
+impl ProposalSender {
+    pub(crate) fn new(done: impl FnOnce(Result<u64, ProposeError>) + Send + 'static) -> Self {
+        ProposalSender {
+            done: Some(Box::new(done)),
+        }
+    }
+
+    /// A sender whose outcome arrives on a oneshot receiver.
+    pub(crate) fn oneshot() -> (
+        Self,
+        tokio::sync::oneshot::Receiver<Result<u64, ProposeError>>,
+    ) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sender = ProposalSender::new(move |outcome| {
+            // The proposer may have stopped waiting; nothing to do then.
+            let _ = tx.send(outcome);
+        });
+        (sender, rx)
+    }
+
+    pub(crate) fn send(mut self, outcome: Result<u64, ProposeError>) {
+        if let Some(done) = self.done.take() {
+            done(outcome);
+        }
+    }
+}
+
+impl Drop for ProposalSender {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            done(Err(ProposeError::ShuttingDown));
+        }
+    }
+}
 
 /// A responder that runs a closure with the outcome: `Some(result)` once openraft completes the
 /// write, `None` if openraft drops it unanswered (shutdown). This lets one proposal resolve the
@@ -97,8 +139,7 @@ impl<T: OptionalSend + 'static> Responder<Rzk, T> for ReplyTo<T> {
 /// The responder for one proposal: maps openraft's write result onto [`ProposeError`].
 pub(crate) fn proposal_responder(tx: ProposalSender) -> ReplyTo<ClientWriteResult<Rzk>> {
     ReplyTo::new(move |outcome: Option<ClientWriteResult<Rzk>>| {
-        // The proposer may have stopped waiting; nothing to do then.
-        let _ = tx.send(write_outcome(outcome));
+        tx.send(write_outcome(outcome));
     })
 }
 

@@ -306,8 +306,9 @@ impl SessionReader {
             let op = if request == Request::CloseSession {
                 EntryOp::CloseSession
             } else {
+                // Lent to the entry for encoding and taken back: no copy of the ids per write.
                 EntryOp::Write {
-                    auth: self.auth.clone(),
+                    auth: std::mem::take(&mut self.auth),
                     request,
                 }
             };
@@ -322,7 +323,11 @@ impl SessionReader {
                 time_ms: crate::wall_clock_ms(),
                 op,
             };
-            self.shared.propose_for(self.session_id, xid, entry).await;
+            let payload = entry.encode();
+            if let EntryOp::Write { auth, .. } = entry.op {
+                self.auth = auth;
+            }
+            self.shared.propose_for(self.session_id, xid, payload).await;
             return Ok(());
         }
         if let Request::Sync(path) = &request {
@@ -416,6 +421,9 @@ async fn write_loop(
     while let Some(first) = queue.recv().await {
         let mut close = false;
         let mut next = Some(first);
+        // Counted per batch: the shared counters and the semaphore (a lock) once per write.
+        let (mut replies, mut packets) = (0usize, 0u64);
+        let now_ms = crate::wall_clock_ms();
         while let Some(message) = next.take() {
             match message {
                 Outbound::Reply {
@@ -426,20 +434,16 @@ async fn write_loop(
                 } => {
                     encode_reply(xid, zxid, &reply, &mut out);
                     shared.stats.record_latency(received.at);
-                    stats.reply(zxid, received.at, crate::wall_clock_ms());
+                    stats.reply(zxid, received.at, now_ms);
                     shared
                         .metrics
                         .record_request(received.op, received.at.elapsed());
-                    permits.add_permits(1);
-                    shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
-                    shared
-                        .stats
-                        .outstanding_requests
-                        .fetch_sub(1, Ordering::Relaxed);
+                    replies += 1;
+                    packets += 1;
                 }
                 Outbound::Notification(notification) => {
                     encode_notification(notification.zxid, &notification.event, &mut out);
-                    shared.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+                    packets += 1;
                 }
                 Outbound::Close => {
                     close = true;
@@ -450,6 +454,15 @@ async fn write_loop(
                 next = queue.try_recv().ok();
             }
         }
+        permits.add_permits(replies);
+        shared
+            .stats
+            .packets_sent
+            .fetch_add(packets, Ordering::Relaxed);
+        shared
+            .stats
+            .outstanding_requests
+            .fetch_sub(replies as i64, Ordering::Relaxed);
         if writer.write_all(&out).await.is_err() {
             return;
         }

@@ -169,8 +169,9 @@ impl Shared {
         }
     }
 
-    /// Propose an entry for a session's pending write; a failed proposal is answered in turn.
-    pub async fn propose_for(self: &Arc<Self>, session_id: SessionId, xid: i32, entry: Entry) {
+    /// Propose an entry (encoded) for a session's pending write; a failed proposal is answered
+    /// in turn.
+    pub async fn propose_for(self: &Arc<Self>, session_id: SessionId, xid: i32, payload: Vec<u8>) {
         let fail = move |shared: &Shared, error: ProposeError| {
             tracing::warn!(%error, "write not committed");
             let code = match error {
@@ -187,19 +188,15 @@ impl Shared {
             }
         };
         let proposed = Instant::now();
-        match self.replica().propose(entry.encode()).await {
-            Ok(proposal) => {
-                let shared = self.clone();
-                tokio::spawn(async move {
-                    match proposal.await {
-                        Ok(Ok(_)) => shared.metrics.record_commit(proposed.elapsed()),
-                        Ok(Err(error)) => fail(&shared, error),
-                        Err(_) => fail(&shared, ProposeError::ShuttingDown),
-                    }
-                });
-            }
-            Err(error) => fail(self, error),
-        }
+        let shared = self.clone();
+        // The outcome arrives on the apply task (the reply itself goes out from `Core::apply`):
+        // no task per write.
+        self.replica()
+            .propose_then(payload, move |outcome| match outcome {
+                Ok(_) => shared.metrics.record_commit(proposed.elapsed()),
+                Err(error) => fail(&shared, error),
+            })
+            .await;
     }
 
     fn set_connection_session(&self, connection_id: u64, session_id: SessionId) {

@@ -1,5 +1,6 @@
 //! openraft's state machine: hands committed entries to the server's [`Applier`] in log order and
-//! keeps snapshots (in memory, or as files through `rzk_storage::SnapshotStore`).
+//! keeps snapshots (in memory, or as files through `rzk_storage::SnapshotStore`; a snapshot saved
+//! as a file is not also held in memory, and is read back when a follower needs it).
 //!
 //! The applier is in-memory state; durability comes from snapshots plus the log. On restart
 //! openraft installs the newest snapshot (→ `Applier::restore`) and re-applies the committed log
@@ -36,7 +37,9 @@ const SNAPSHOT_FORMAT_VERSION: u8 = 1;
 
 struct CurrentSnapshot {
     meta: SnapshotMeta,
-    data: SnapshotData,
+    /// `None` once the snapshot is in its file, read back when openraft asks for it (to send
+    /// it to a follower): a saved snapshot is not copied and held in memory a second time.
+    data: Option<SnapshotData>,
 }
 
 /// The newest snapshot, shared by the state machine and the builders it hands out.
@@ -68,7 +71,11 @@ impl Snapshots {
                         "snapshot at index {index} is not an rzk snapshot ({e}); move it out of the snapshot directory to start without it"
                     ))
                 })?;
-                Some(CurrentSnapshot { meta, data })
+                // Kept: openraft installs it at once on start.
+                Some(CurrentSnapshot {
+                    meta,
+                    data: Some(data),
+                })
             }
         };
         Ok(Arc::new(Snapshots {
@@ -112,6 +119,8 @@ impl Snapshots {
             .map_err(|e| io_err(format_args!("snapshot writer task failed: {e}")))?
             .map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))?;
             self.saved_next.fetch_max(index + 1, Ordering::SeqCst);
+            self.make_current(meta, None);
+            return Ok(());
         }
         self.keep_in_memory(meta, data);
         Ok(())
@@ -119,6 +128,12 @@ impl Snapshots {
 
     /// Make `meta`/`data` the current snapshot unless a newer one already is.
     fn keep_in_memory(&self, meta: &SnapshotMeta, data: &SnapshotData) {
+        self.make_current(meta, Some(data));
+    }
+
+    /// Make `meta` the current snapshot unless a newer one already is, with a copy of `data`, or
+    /// without (`None`: its file holds it).
+    fn make_current(&self, meta: &SnapshotMeta, data: Option<&SnapshotData>) {
         let mut current = self.lock();
         let newer = current
             .as_ref()
@@ -126,9 +141,58 @@ impl Snapshots {
         if newer {
             *current = Some(CurrentSnapshot {
                 meta: meta.clone(),
-                data: data.clone(),
+                data: data.cloned(),
             });
         }
+    }
+
+    /// The current snapshot with its bytes (read back from its file when not held in memory),
+    /// or `None` when there is none or its file no longer reads back whole (openraft then
+    /// builds a new one).
+    async fn current(self: &Arc<Self>) -> Result<Option<RzkSnapshot>, io::Error> {
+        let meta = {
+            let current = self.lock();
+            match current.as_ref() {
+                None => return Ok(None),
+                Some(CurrentSnapshot {
+                    meta,
+                    data: Some(data),
+                }) => {
+                    return Ok(Some(Snapshot {
+                        meta: meta.clone(),
+                        snapshot: data.clone(),
+                    }))
+                }
+                Some(CurrentSnapshot { meta, data: None }) => meta.clone(),
+            }
+        };
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        let this = Arc::clone(self);
+        let file = tokio::task::spawn_blocking(move || {
+            let store = this
+                .store
+                .as_ref()
+                .expect("only a saved snapshot has no bytes");
+            store.load(index)
+        })
+        .await
+        .map_err(|e| io_err(format_args!("snapshot reader task failed: {e}")))?
+        .map_err(|e| io_err(format_args!("reading the snapshot at index {index}: {e}")))?;
+        let Some(file) = file else {
+            tracing::warn!(index, "the current snapshot's file is gone or damaged");
+            return Ok(None);
+        };
+        let (file_meta, data) = decode_snapshot(&file)
+            .map_err(|e| io_err(format_args!("snapshot at index {index}: {e}")))?;
+        if file_meta.last_log_id != meta.last_log_id {
+            tracing::warn!(index, file = ?file_meta.last_log_id, current = ?meta.last_log_id,
+                "the snapshot file holds another snapshot than the current one");
+            return Ok(None);
+        }
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: data,
+        }))
     }
 }
 
@@ -292,9 +356,6 @@ impl RaftStateMachine<Rzk> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<RzkSnapshot>, io::Error> {
-        Ok(self.snapshots.lock().as_ref().map(|c| Snapshot {
-            meta: c.meta.clone(),
-            snapshot: c.data.clone(),
-        }))
+        self.snapshots.current().await
     }
 }

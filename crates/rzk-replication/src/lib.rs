@@ -175,6 +175,8 @@ pub const LOGS_KEPT_BEHIND_SNAPSHOT: u64 = 1_000;
 
 /// How long `start` waits for a one-member group to elect itself.
 pub const STANDALONE_ELECTION_WAIT: Duration = Duration::from_secs(10);
+/// Longest a clean shutdown waits for the snapshot it takes (below `zkServer.sh stop`'s 30 s).
+pub const SHUTDOWN_SNAPSHOT_WAIT: Duration = Duration::from_secs(20);
 
 /// How many forwarded proposals may wait for the leader's answer at once, per member. Past it
 /// `propose` on a follower waits (FIFO) for an answer: the stream to the leader pushes back.
@@ -797,6 +799,9 @@ impl Replica {
 
     pub async fn shutdown(mut self) {
         self.forwarder.abort();
+        if self.wal_log.is_some() {
+            self.snapshot_before_shutdown().await;
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("the Raft core ended with an error while shutting down: {e}");
         }
@@ -805,6 +810,47 @@ impl Replica {
         }
         if let Some(log) = &self.wal_log {
             log.close().await;
+        }
+    }
+}
+
+impl Replica {
+    /// A clean shutdown leaves a snapshot of everything applied, so the next start restores it
+    /// instead of replaying the log since the last one (a rolling restart of a large tree).
+    /// Bounded by [`SHUTDOWN_SNAPSHOT_WAIT`]; on failure the log still has every entry.
+    async fn snapshot_before_shutdown(&self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_SNAPSHOT_WAIT;
+        let snapshot_index = |m: &openraft::RaftMetrics<Rzk>| m.snapshot.map(|id| id.index);
+        let applied = self
+            .metrics
+            .borrow_watched()
+            .last_applied
+            .map(|id| id.index);
+        // Twice at most: a snapshot already being built when we ask may end short of `applied`.
+        for _ in 0..2 {
+            let before = snapshot_index(&self.metrics.borrow_watched());
+            if before >= applied {
+                return;
+            }
+            if let Err(e) = self.raft.trigger().snapshot().await {
+                tracing::warn!("no snapshot at shutdown: {e}; the next start replays the log");
+                return;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let waited = self
+                .raft
+                .wait(Some(left))
+                .metrics(
+                    |m| snapshot_index(m) > before,
+                    "a snapshot at shutdown is saved",
+                )
+                .await;
+            if let Err(e) = waited {
+                tracing::warn!(
+                    "no snapshot at shutdown within {SHUTDOWN_SNAPSHOT_WAIT:?}: {e}; the next start replays the log"
+                );
+                return;
+            }
         }
     }
 }

@@ -798,18 +798,9 @@ impl Replica {
     }
 
     pub async fn shutdown(mut self) {
-        self.forwarder.abort();
-        if self.wal_log.is_some() {
-            self.snapshot_before_shutdown().await;
-        }
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!("the Raft core ended with an error while shutting down: {e}");
-        }
+        self.stop_shared().await;
         if let Some(mut peers) = self.peers.take() {
             peers.shutdown().await;
-        }
-        if let Some(log) = &self.wal_log {
-            log.close().await;
         }
     }
 }
@@ -818,6 +809,21 @@ impl Replica {
     /// A clean shutdown leaves a snapshot of everything applied, so the next start restores it
     /// instead of replaying the log since the last one (a rolling restart of a large tree).
     /// Bounded by [`SHUTDOWN_SNAPSHOT_WAIT`]; on failure the log still has every entry.
+    /// Stop through a shared reference, when connections still hold the server: the shutdown
+    /// snapshot, then the Raft core and the log. The quorum listener ends with the process.
+    pub async fn stop_shared(&self) {
+        self.forwarder.abort();
+        if self.wal_log.is_some() {
+            self.snapshot_before_shutdown().await;
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("the Raft core ended with an error while shutting down: {e}");
+        }
+        if let Some(log) = &self.wal_log {
+            log.close().await;
+        }
+    }
+
     async fn snapshot_before_shutdown(&self) {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_SNAPSHOT_WAIT;
         let snapshot_index = |m: &openraft::RaftMetrics<Rzk>| m.snapshot.map(|id| id.index);

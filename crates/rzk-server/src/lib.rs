@@ -368,9 +368,14 @@ impl Server {
                     replica.shutdown().await;
                 }
             }
-            Err(_) => tracing::debug!(
-                "connections still hold the server; replication stops with the process"
-            ),
+            Err(shared) => {
+                tracing::debug!(
+                    "connections still hold the server; stopping replication under them"
+                );
+                if let Some(replica) = shared.replica.get() {
+                    replica.stop_shared().await;
+                }
+            }
         }
     }
 }

@@ -101,29 +101,42 @@ impl Snapshots {
     }
 
     /// Make `meta`/`data` durable (when backed by files) and the current snapshot unless a newer
-    /// one already is.
+    /// one already is. Hands `data` back, saved or not.
     async fn keep(
         self: &Arc<Self>,
         meta: &SnapshotMeta,
-        data: &SnapshotData,
-    ) -> Result<(), io::Error> {
-        if self.store.is_some() {
-            let this = Arc::clone(self);
-            let file = encode_snapshot(meta, data)?;
-            let index = meta.last_log_id.map_or(0, |id| id.index);
-            tokio::task::spawn_blocking(move || {
-                let store = this.store.as_ref().expect("checked above");
-                store.save(index, &file).map(|_| ())
-            })
-            .await
-            .map_err(|e| io_err(format_args!("snapshot writer task failed: {e}")))?
-            .map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))?;
+        data: SnapshotData,
+    ) -> (SnapshotData, Result<(), io::Error>) {
+        if self.store.is_none() {
+            self.keep_in_memory(meta, &data);
+            return (data, Ok(()));
+        }
+        let prefix = match encode_snapshot_prefix(meta) {
+            Ok(prefix) => prefix,
+            Err(e) => return (data, Err(e)),
+        };
+        let this = Arc::clone(self);
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        // Shared with the writer rather than copied behind the prefix; the writer's handle is
+        // gone once it returned (or panicked), so the bytes come back without a copy.
+        let data = Arc::new(data);
+        let state = Arc::clone(&data);
+        let saved = tokio::task::spawn_blocking(move || {
+            let store = this.store.as_ref().expect("checked above");
+            store.save_parts(index, &[&prefix, &state]).map(|_| ())
+        })
+        .await;
+        let data = Arc::try_unwrap(data).unwrap_or_else(|data| data.as_ref().clone());
+        let saved = saved
+            .map_err(|e| io_err(format_args!("snapshot writer task failed: {e}")))
+            .and_then(|saved| {
+                saved.map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))
+            });
+        if saved.is_ok() {
             self.saved_next.fetch_max(index + 1, Ordering::SeqCst);
             self.make_current(meta, None);
-            return Ok(());
         }
-        self.keep_in_memory(meta, data);
-        Ok(())
+        (data, saved)
     }
 
     /// Make `meta`/`data` the current snapshot unless a newer one already is.
@@ -196,17 +209,17 @@ impl Snapshots {
     }
 }
 
-fn encode_snapshot(meta: &SnapshotMeta, data: &[u8]) -> Result<Vec<u8>, io::Error> {
+/// What goes before the state in a snapshot file: magic, format version, meta length, meta JSON.
+fn encode_snapshot_prefix(meta: &SnapshotMeta) -> Result<Vec<u8>, io::Error> {
     let meta_json = serde_json::to_vec(meta)
         .map_err(|e| io_err(format_args!("encoding snapshot meta: {e}")))?;
     let meta_len =
         u32::try_from(meta_json.len()).map_err(|_| io_err("snapshot meta larger than 4 GiB"))?;
-    let mut out = Vec::with_capacity(9 + meta_json.len() + data.len());
+    let mut out = Vec::with_capacity(9 + meta_json.len());
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.push(SNAPSHOT_FORMAT_VERSION);
     out.extend_from_slice(&meta_len.to_le_bytes());
     out.extend_from_slice(&meta_json);
-    out.extend_from_slice(data);
     Ok(out)
 }
 
@@ -276,7 +289,8 @@ impl RaftSnapshotBuilder<Rzk> for SnapshotBuilder {
             .await
             .map_err(|e| io_err(format_args!("snapshot serialiser task failed: {e}")))?;
         let serialised = started.elapsed();
-        if let Err(e) = self.snapshots.keep(&self.meta, &data).await {
+        let (data, kept) = self.snapshots.keep(&self.meta, data).await;
+        if let Err(e) = kept {
             // Not fatal (openraft would stop): keep it in memory; the log stays unpurged past
             // the newest snapshot on disk, so nothing is lost on restart.
             tracing::error!(
@@ -348,9 +362,14 @@ impl RaftStateMachine<Rzk> for StateMachine {
         if let Some(last) = meta.last_log_id {
             self.applied.advance(last.index);
         }
-        // On restart openraft installs the snapshot it just read from us: no need to write it again.
+        // On restart openraft installs the snapshot it just read from us: no need to write it
+        // again, nor to keep its bytes in memory (its file holds them).
         if self.snapshots.current_log_id() != meta.last_log_id || self.snapshots.lock().is_none() {
-            self.snapshots.keep(meta, &snapshot).await?;
+            self.snapshots.keep(meta, snapshot).await.1?;
+        } else if self.snapshots.store.is_some() {
+            if let Some(current) = self.snapshots.lock().as_mut() {
+                current.data = None;
+            }
         }
         Ok(())
     }

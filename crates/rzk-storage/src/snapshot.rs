@@ -37,12 +37,20 @@ impl SnapshotStore {
     /// Write a snapshot taken at log `index` atomically (temp file, fsync, rename, fsync dir).
     /// Saving the same index again replaces the file.
     pub fn save(&self, index: u64, bytes: &[u8]) -> Result<PathBuf, StorageError> {
+        self.save_parts(index, &[bytes])
+    }
+
+    /// [`SnapshotStore::save`] of the concatenation of `parts`, without concatenating them in
+    /// memory first (a snapshot is the whole state: one copy less of it).
+    pub fn save_parts(&self, index: u64, parts: &[&[u8]]) -> Result<PathBuf, StorageError> {
         let path = self.dir.join(numbered_name(SNAPSHOT_PREFIX, index));
-        let file_bytes = compress_with_header(index, bytes);
+        let file_bytes = compress_with_header(index, parts);
         write_atomic(&path, &file_bytes)?;
         // Pair assertion: what is on disk now verifies and names the same index. Cheap next to
         // writing the snapshot, and it catches a broken encoder before anyone relies on the file.
-        debug_assert!(matches!(read_snapshot(&path, index), Ok(Some(ref read)) if read == bytes));
+        debug_assert!(
+            matches!(read_snapshot(&path, index), Ok(Some(ref read)) if *read == parts.concat())
+        );
         Ok(path)
     }
 
@@ -104,13 +112,15 @@ pub(crate) fn list_snapshots(dir: &Path) -> Result<Vec<SnapshotInfo>, StorageErr
 /// A snapshot file: the header, then `state` compressed as one LZ4 frame. The state bytes of a
 /// znode tree compress well (paths share prefixes, values repeat), and LZ4 decompresses at
 /// memory speed, so restarts do not wait on it.
-fn compress_with_header(index: u64, state: &[u8]) -> Vec<u8> {
+fn compress_with_header(index: u64, state: &[&[u8]]) -> Vec<u8> {
     use std::io::Write as _;
     let header_len = SNAPSHOT_HEADER_BYTES as usize;
     let mut encoder = lz4_flex::frame::FrameEncoder::new(vec![0u8; header_len]);
-    encoder
-        .write_all(state)
-        .expect("compressing into memory does not fail");
+    for part in state {
+        encoder
+            .write_all(part)
+            .expect("compressing into memory does not fail");
+    }
     let mut file = encoder
         .finish()
         .expect("compressing into memory does not fail");

@@ -6,9 +6,18 @@
 #   bench/compare.sh --million          # also 1,000,000 znodes: RSS, data size, restart time (slow)
 # Other options are passed to bench/compare.py (--ops, --sessions, --inflight, --duration,
 # --warmup, --out, --workdir); see `python3 bench/compare.py --help`.
-# Needs Debian's zookeeper package (apt-get install -y zookeeper zookeeper-bin) and java.
+# Installs Debian's zookeeper package (apt-get install -y zookeeper zookeeper-bin, with java) when missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Apache ZooKeeper 3.8.0 from Debian, installed when missing (as root, or through sudo).
+if [ ! -e /usr/share/zookeeper/bin/zkServer.sh ] || ! command -v java >/dev/null; then
+    echo "[compare] installing Debian's zookeeper and zookeeper-bin (ZooKeeper 3.8.0)" >&2
+    sudo_cmd=""
+    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+    $sudo_cmd apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq zookeeper zookeeper-bin >&2
+fi
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 echo "[compare] cargo build --release -p rzk (target dir $target_dir)" >&2

@@ -141,7 +141,8 @@ pub struct Config {
     pub sync_limit_ticks: u32,
     /// `snapCount`, default 100000: transactions between snapshots (randomised in [snapCount/2+1, snapCount]).
     pub snap_count: u64,
-    /// `preAllocSize` in KiB, default 65536 (64 MiB): transaction-log preallocation.
+    /// `preAllocSize` in KiB, default 16384 (16 MiB; ZooKeeper's is 65536): log segments are
+    /// preallocated in, and roll at, this size.
     pub pre_alloc_size_kb: u64,
     /// `forceSync`, default yes. `no` skips fsync and can lose acknowledged writes on power loss.
     pub force_sync: bool,
@@ -229,7 +230,7 @@ impl Config {
             init_limit_ticks: 10,
             sync_limit_ticks: 5,
             snap_count: 100_000,
-            pre_alloc_size_kb: 65_536,
+            pre_alloc_size_kb: 16_384,
             force_sync: true,
             autopurge_snap_retain_count: MIN_SNAP_RETAIN_COUNT,
             autopurge_purge_interval_hours: 0,
@@ -565,7 +566,7 @@ impl<'a> Parser<'a> {
             config.pre_alloc_size_kb = u64::from(parse_positive(
                 &value,
                 "preAllocSize",
-                "set preAllocSize=65536 (KiB)",
+                "set preAllocSize=16384 (KiB)",
             )?);
         }
         if let Some(value) = self.take("autopurge.snapRetainCount") {

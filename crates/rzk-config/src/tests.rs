@@ -96,7 +96,7 @@ fn zookeeper_sample_parses_with_documented_defaults() {
         (4000, 40000)
     );
     assert_eq!(config.snap_count, 100_000);
-    assert_eq!(config.pre_alloc_size_bytes(), 64 * 1024 * 1024);
+    assert_eq!(config.pre_alloc_size_bytes(), 16 * 1024 * 1024);
     assert!(config.force_sync);
     assert_eq!(
         (
@@ -351,7 +351,7 @@ fn bad_values_name_key_value_and_fix() {
         ("snapCount=many", &["snapCount=many: not a whole number"]),
         (
             "preAllocSize=0",
-            &["preAllocSize=0: must be greater than 0", "65536 (KiB)"],
+            &["preAllocSize=0: must be greater than 0", "16384 (KiB)"],
         ),
         (
             "forceSync=maybe",

@@ -128,6 +128,8 @@ pub struct ReplicaConfig {
     /// Where snapshots live (`dataDir`).
     pub snapshot_dir: Option<PathBuf>,
     pub force_sync: bool,
+    /// `preAllocSize` in bytes: log segments are preallocated in, and roll at, this size.
+    pub log_segment_bytes: u64,
     /// `snapCount`: entries between snapshots (jittered).
     pub snap_count: u64,
     /// `tickTime` in ms, and `initLimit`/`syncLimit` in ticks, for election and heartbeat timing.
@@ -490,7 +492,8 @@ impl Replica {
                 None,
             ),
             Some(dir) => {
-                let log = log_wal::WalLog::open(dir, config.force_sync).await?;
+                let log =
+                    log_wal::WalLog::open(dir, config.force_sync, config.log_segment_bytes).await?;
                 log.limit_purge_to_saved_snapshot(saved_snapshot);
                 log.report_stale_reads_to(peers.stale_reads.clone());
                 (
@@ -921,6 +924,7 @@ mod timing_tests {
             log_dir: None,
             snapshot_dir: None,
             force_sync: false,
+            log_segment_bytes: 16 << 20,
             snap_count: 100_000,
             tick_ms,
             init_limit: 10,

@@ -40,6 +40,10 @@ use tokio::sync::watch;
 
 use crate::raft_types::{io_err, Entry, LogId, Payload, Rzk, Vote};
 
+/// The smallest log segment `preAllocSize` may ask for: a smaller one would roll the log into
+/// thousands of files.
+pub(crate) const LOG_SEGMENT_BYTES_MIN: u64 = 1 << 20;
+
 /// WAL record index of Raft log index 0.
 pub(crate) const WAL_INDEX_OFFSET: u64 = 1;
 
@@ -476,22 +480,31 @@ fn load_json<T: serde::de::DeserializeOwned>(
 
 impl WalLog {
     /// Open the WAL under `dir` and recover the Raft log state from it.
+    /// Open (recovering) the log in `dir`; `segment_bytes` is `preAllocSize`: segments are
+    /// preallocated in, and roll at, that size (at least [`LOG_SEGMENT_BYTES_MIN`]).
     pub(crate) async fn open(
         dir: &Path,
         force_sync: bool,
+        segment_bytes: u64,
     ) -> Result<WalLog, crate::ReplicationError> {
         let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&dir, force_sync))
+        tokio::task::spawn_blocking(move || Self::open_blocking(&dir, force_sync, segment_bytes))
             .await
             .map_err(|e| {
                 crate::ReplicationError::Start(format!("opening the log: task failed: {e}"))
             })?
     }
 
-    fn open_blocking(dir: &Path, force_sync: bool) -> Result<WalLog, crate::ReplicationError> {
+    fn open_blocking(
+        dir: &Path,
+        force_sync: bool,
+        segment_bytes: u64,
+    ) -> Result<WalLog, crate::ReplicationError> {
+        let segment_bytes = segment_bytes.max(LOG_SEGMENT_BYTES_MIN);
         let options = WalOptions {
             force_sync,
-            ..WalOptions::default()
+            segment_bytes_max: segment_bytes,
+            preallocate_bytes: segment_bytes,
         };
         let (wal, report) = Wal::open(dir, options)?;
         if let Some((file, offset)) = &report.truncated_tail {

@@ -49,7 +49,7 @@ struct WalBuilder;
 impl StoreBuilder<Rzk, WalLog, StateMachine, tempfile::TempDir> for WalBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, WalLog, StateMachine), StorageError<Rzk>> {
         let dir = tempfile::tempdir().expect("a temporary directory for the log");
-        let log = WalLog::open(dir.path(), true)
+        let log = WalLog::open(dir.path(), true, 16 << 20)
             .await
             .expect("opening the log in a fresh directory");
         Ok((dir, log, state_machine()))
@@ -92,6 +92,7 @@ async fn log_is_purged_behind_snapshots_and_restart_still_works() {
         log_dir: Some(dir.path().to_path_buf()),
         snapshot_dir: Some(dir.path().to_path_buf()),
         force_sync: true,
+        log_segment_bytes: 16 << 20,
         snap_count: 200,
         tick_ms: 100,
         init_limit: 10,

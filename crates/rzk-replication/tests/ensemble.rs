@@ -150,6 +150,7 @@ impl Group {
             log_dir: self.log_dirs[i].clone(),
             snapshot_dir: None,
             force_sync: false,
+            log_segment_bytes: 16 << 20,
             snap_count: self.snap_count,
             tick_ms: TICK_MS,
             init_limit: 10,

@@ -66,6 +66,7 @@ fn config(log_dir: Option<PathBuf>, snap_count: u64) -> ReplicaConfig {
         snapshot_dir: log_dir.clone(),
         log_dir,
         force_sync: true,
+        log_segment_bytes: 16 << 20,
         snap_count,
         tick_ms: 100,
         init_limit: 10,

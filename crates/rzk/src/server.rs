@@ -84,6 +84,7 @@ fn replica_config(config: &Config) -> ReplicaConfig {
         log_dir: Some(config.data_log_dir.clone()),
         snapshot_dir: Some(config.data_dir.clone()),
         force_sync: config.force_sync,
+        log_segment_bytes: config.pre_alloc_size_bytes(),
         snap_count: config.snap_count,
         tick_ms: u64::from(config.tick_time_ms),
         init_limit: u64::from(config.init_limit_ticks),

@@ -93,18 +93,10 @@ async fn connect(address: &str) -> Client {
         .expect("client connects")
 }
 
-/// Incompressible (xorshift bytes seeded by `index`): the log stores large entries compressed,
-/// and a repetitive value would never fill the disk.
+/// Incompressible: the log stores large entries compressed, and a repetitive value would never
+/// fill the disk.
 fn big_value(index: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ (index as u64 + 1);
-    (0..BIG_VALUE_BYTES)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    support::incompressible(index as u64, BIG_VALUE_BYTES)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,7 @@ pub fn replica_config(log_dir: Option<&Path>) -> ReplicaConfig {
         log_dir: log_dir.map(Path::to_path_buf),
         snapshot_dir: log_dir.map(Path::to_path_buf),
         force_sync: true,
+        log_segment_bytes: 16 << 20,
         snap_count: 100_000,
         tick_ms: 2000,
         init_limit: 10,

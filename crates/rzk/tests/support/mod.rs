@@ -875,3 +875,17 @@ impl DerefMut for RefZk {
         &mut self.0
     }
 }
+
+/// `len` incompressible bytes (xorshift, seeded): the log stores large entries compressed, so
+/// tests that must fill space write these.
+pub fn incompressible(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ seed.wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -658,10 +658,19 @@ impl Replica {
         let _ = self.enqueue(payload, ProposalSender::new(done)).await;
     }
 
-    fn write_failure(&self) -> Option<String> {
+    /// Why this member's log cannot be written right now (full disk, I/O error), or `None`.
+    /// While it is `Some`, new proposals are refused and the entries already in the log wait
+    /// until they are durable.
+    pub fn write_failure(&self) -> Option<String> {
         self.wal_log
             .as_ref()
             .and_then(log_wal::WalLog::write_failure)
+    }
+
+    /// Changes each time an append fails and its entries start waiting for the log
+    /// ([`Replica::write_failure`] then says why); `None` for an in-memory log, which never fails.
+    pub fn write_failures(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.wal_log.as_ref().map(log_wal::WalLog::write_failures)
     }
 
     /// Hand a payload to openraft (leader) or the forwarder (follower); `reply` gets the outcome.

@@ -591,6 +591,12 @@ impl WalLog {
         self.shared.unsynced().failure.clone()
     }
 
+    /// Changes each time a batch starts waiting because the log could not be written (the
+    /// moment [`WalLog::write_failure`] becomes, or stays, `Some`).
+    pub(crate) fn write_failures(&self) -> watch::Receiver<u64> {
+        self.shared.retry_wake.subscribe()
+    }
+
     /// Save the newest committed log id, then close the WAL (its flusher answers what is pending
     /// and the directory lock is released). Called on shutdown, after the Raft core stopped.
     pub(crate) async fn close(&self) {

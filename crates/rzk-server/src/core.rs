@@ -161,6 +161,34 @@ impl Core {
         }
     }
 
+    /// The log cannot be written (full disk, I/O error): its entries wait until they are
+    /// durable, and nobody can say yet whether they will commit. Close the connection of every
+    /// session with a write waiting for its entry, so that its client gets ConnectionLoss (the
+    /// ZooKeeper error that means "outcome unknown") instead of waiting with no answer; a write
+    /// that is not durable is never acknowledged. The sessions live on: their clients reconnect,
+    /// read, and see the waiting writes once space returns and they commit. Returns how many
+    /// connections were closed.
+    pub fn disconnect_waiting_writers(&mut self) -> usize {
+        let waiting: Vec<SessionId> = self
+            .attached
+            .iter()
+            .filter(|(_, attached)| {
+                attached
+                    .pending
+                    .iter()
+                    .any(|pending| matches!(pending, Pending::Write { result: None, .. }))
+            })
+            .map(|(session_id, _)| *session_id)
+            .collect();
+        for session_id in &waiting {
+            if let Some(attached) = self.attached.remove(session_id) {
+                attached.kill.notify_one();
+                self.sm.drop_watches(*session_id);
+            }
+        }
+        waiting.len()
+    }
+
     /// Answer a pending slot (queued with [`Core::push_write`]) that needed no log entry, such
     /// as a `sync` once the read barrier passed.
     pub fn complete(&mut self, session_id: SessionId, xid: i32, reply: Reply) {

@@ -37,7 +37,7 @@ use rzk_proto::{ErrorCode, Request};
 use rzk_replication::{Applier, ProposeError, Replica, ReplicaConfig, Role, SnapshotJob};
 use rzk_state_machine::{Entry, EntryOp, SessionId, StateMachine};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use options::{FourLetterWhitelist, ServerOptions};
@@ -333,11 +333,14 @@ impl Server {
             shared.lock().track_all_sessions(now_ms);
         }
         let local_addr = listener.local_addr()?;
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(accept_loop(listener, shared.clone())),
             tokio::spawn(expiry_loop(shared.clone())),
             tokio::spawn(container_loop(shared.clone())),
         ];
+        if let Some(failures) = shared.replica().write_failures() {
+            tasks.push(tokio::spawn(stalled_writes_loop(shared.clone(), failures)));
+        }
         Ok(Server {
             shared,
             local_addr,
@@ -427,6 +430,24 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             shared.release(peer);
             drop(permit);
         });
+    }
+}
+
+/// Each time the log fails to write (full disk, I/O error), close the connections of the
+/// sessions whose writes wait on it ([`Core::disconnect_waiting_writers`]): their clients get
+/// ConnectionLoss at once instead of no answer. Ends with the log.
+async fn stalled_writes_loop(shared: Arc<Shared>, mut failures: watch::Receiver<u64>) {
+    while failures.changed().await.is_ok() {
+        let Some(reason) = shared.replica().write_failure() else {
+            continue;
+        };
+        let closed = shared.lock().disconnect_waiting_writers();
+        if closed > 0 {
+            tracing::warn!(
+                connections = closed,
+                "{reason}: closed the connections whose writes wait for the log (their clients see ConnectionLoss; the writes commit once space returns)"
+            );
+        }
     }
 }
 

@@ -1,18 +1,20 @@
 //! A full disk under a real `rzk server` (the "Durable storage" issue).
 //!
 //! Goal: when the log cannot be written, no write is acknowledged that is not durable, the
-//! process lives and serves reads, new writes get an error reply at once (their connection stays
-//! open), and once space returns the write that was waiting commits, writes are accepted again,
-//! and a restart recovers everything acknowledged.
+//! process lives and serves reads, the write that hit the failure ends in ConnectionLoss at once
+//! (its entry waits, so its outcome is unknown), new writes get an error reply at once (their
+//! connection stays open), and once space returns the write that was waiting commits, writes are
+//! accepted again, and a restart recovers everything acknowledged.
 //!
 //! Method: the test mounts its own 2 MiB tmpfs (root only: outside CI a failed mount skips the
 //! test with a printed reason; in CI it fails), puts a filler file on it, and runs the server
-//! with dataDir = dataLogDir on it. One session creates 100 KiB znodes until one of them gets no
-//! answer (the log's write of it failed; it waits). A second session then checks that reads work
+//! with dataDir = dataLogDir on it. One session creates 100 KiB znodes until one of them ends in
+//! ConnectionLoss (the log's write of it failed; the entry waits for space and the server closes
+//! the writer's connection, since the outcome is unknown). A second session then checks that reads work
 //! and that a new write is refused with an error reply (that session was opened before: opening a
 //! session is a log entry too). Deleting the filler frees space: the
-//! waiting create must then succeed, new writes too, and after a restart every acknowledged
-//! znode reads back with its data.
+//! waiting create must then commit (seen by the writer's session, which outlived its connection),
+//! new writes succeed too, and after a restart every acknowledged znode reads back with its data.
 
 mod support;
 
@@ -119,8 +121,9 @@ async fn full_disk_refuses_writes_keeps_reading_and_recovers() {
     let mut server = RzkServer::start(&[&data_line, &log_line]);
     let address = server.connect_string();
 
-    // Fill: sequential 100 KiB creates until one gets no answer. The second session is opened
-    // first: creating a session is a log entry too, so none can be opened while the disk is full.
+    // Fill: sequential 100 KiB creates until one is not acknowledged. The second session is
+    // opened first: creating a session is a log entry too, so none can be opened while the disk
+    // is full.
     let writer = connect(&address).await;
     let other = connect(&address).await;
     writer
@@ -133,20 +136,29 @@ async fn full_disk_refuses_writes_keeps_reading_and_recovers() {
         let (path, value, options) = (format!("/full/n{index}"), big_value(index), persistent());
         match tokio::time::timeout(ANSWER_WAIT, writer.create(&path, &value, &options)).await {
             Ok(Ok(_)) => acked.push(index),
-            // No answer: the log's write failed and the entry waits for space. The client gives
-            // up on the connection after 2/3 of its read timeout (its pings queue behind the
-            // write in the session's order), which is not an answer either.
-            Err(_) | Ok(Err(Error::ConnectionLoss | Error::Custom(_) | Error::Timeout)) => {
+            // The log's write of it failed: the entry waits for space, and nobody can say yet
+            // whether it will commit, so the server closes the writer's connection and the
+            // client sees ConnectionLoss ("outcome unknown"), promptly, never an ack.
+            Ok(Err(Error::ConnectionLoss)) => {
                 waiting_index = Some(index);
                 break;
             }
+            Err(_) => panic!(
+                "create {index} got no answer within {ANSWER_WAIT:?}: a write that hits the full disk must be answered with ConnectionLoss at once"
+            ),
             Ok(Err(error)) => panic!(
-                "create {index}: the first write that hits the full disk must wait, not fail: {error:?}"
+                "create {index}: the write that hits the full disk must end in ConnectionLoss (its outcome is unknown until space returns), got {error:?}"
             ),
         }
     }
     let waiting_index = waiting_index.expect("a create must be left waiting once the disk is full");
-    drop(writer);
+    assert!(
+        server
+            .log()
+            .contains("closed the connections whose writes wait for the log"),
+        "the server must say why it closed the writer's connection:\n{}",
+        server.log_tail()
+    );
     println!(
         "full_disk: {} creates of {} KiB acknowledged, create {waiting_index} waits for space",
         acked.len(),
@@ -216,6 +228,17 @@ async fn full_disk_refuses_writes_keeps_reading_and_recovers() {
         "full_disk: the waiting create committed {:?} after space returned",
         freed_at.elapsed()
     );
+    // The writer's session outlived its closed connection: the client reconnected with it.
+    let (data, _) = writer
+        .get_data(&waiting_path)
+        .await
+        .expect("the writer's session reconnects and reads its own write");
+    assert_eq!(
+        data,
+        big_value(waiting_index),
+        "{waiting_path} through the writer"
+    );
+    drop(writer);
     acked.push(waiting_index);
     loop {
         match other.create("/probe", b"x", &persistent()).await {

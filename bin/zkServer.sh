@@ -41,9 +41,15 @@ case "$command" in
         ;;
 esac
 
+# One line in the shape of ZooKeeper's `Apache ZooKeeper, version 3.8.0 <build date>`.
 if [ "$command" = "version" ]; then
     RZK="$(zk_find_rzk)" || exit 1
-    exec "$RZK" --version
+    RZK_VERSION="$("$RZK" --version)" || {
+        echo "$RZK --version failed; is it an rzk binary? Set RZK_BIN=/path/to/rzk." >&2
+        exit 1
+    }
+    echo "rzk, version ${RZK_VERSION#rzk } (ZooKeeper 3.8/3.9 wire compatible)"
+    exit 0
 fi
 
 echo "Using config: $ZOOCFG" >&2

@@ -600,7 +600,10 @@ impl Inner {
         let active = self.segments.last_mut().expect("rolled before writing");
         // Pair assertion, write side: the frames about to hit the disk decode back to the
         // records, contiguous from the segment's end. Recovery and `read` check the same again.
-        debug_assert!(frames_match(buffer, chunk, active.next_index));
+        assert!(
+            frames_match(buffer, chunk, active.next_index),
+            "encoded log frames do not decode back to the records being written"
+        );
         assert_eq!(
             chunk[0].index, active.next_index,
             "records continue the active segment"

@@ -1,6 +1,8 @@
-//! scripts/dist.sh's archive, used the way ZooKeeper's Getting Started guide uses a release: unpack it,
-//! `mv conf/zoo_sample.cfg conf/zoo.cfg`, set dataDir, `bin/zkServer.sh start`, `status`, `bin/zkCli.sh
-//! create`, `stop`. The debug binary is packaged (RZK_BIN) so no release build is needed.
+//! scripts/dist.sh's archive, used step by step as the user tutorial (`zookeeper-tutorial-zh.txt` §2.1,
+//! ZooKeeper's Getting Started) uses a release: unpack it, rename the directory, `cd conf && mv
+//! zoo_sample.cfg zoo.cfg`, edit dataDir/dataLogDir/clientPort, `mkdir` both directories, `bin/zkServer.sh
+//! start`, `status`, an interactive `bin/zkCli.sh` session fed on stdin (§3.3's commands), `cd bin &&
+//! ./zkServer.sh stop`. The debug binary is packaged (RZK_BIN) so no release build is needed.
 
 mod support;
 
@@ -88,41 +90,96 @@ fn unpack(archive: &Path, into: &Path) -> PathBuf {
     into.join(format!("rzk-{}-bin", env!("CARGO_PKG_VERSION")))
 }
 
-/// The tutorial's edit of zoo.cfg: a dataDir of our own, a free clientPort, the admin server off
-/// (its port 8080 may be taken).
-fn edit_config(config: &Path, data_dir: &Path, port: u16) {
+/// The tutorial's edit of zoo.cfg, as a user makes it in an editor: dataDir and dataLogDir (uncommented) to
+/// the directories the tutorial creates, clientPort and the AdminServer's port (uncommented; 8080 may be
+/// taken) to free ports. Every other line stays as shipped.
+fn edit_config(config: &Path, data_dir: &Path, log_dir: &Path, port: u16, admin_port: u16) {
     let text = fs::read_to_string(config).expect("zoo.cfg");
-    let mut edited: Vec<String> = text
+    let mut edits = [
+        ("dataDir=", format!("dataDir={}", data_dir.display()), false),
+        (
+            "#dataLogDir=",
+            format!("dataLogDir={}", log_dir.display()),
+            false,
+        ),
+        ("clientPort=", format!("clientPort={port}"), false),
+        (
+            "#admin.serverPort=",
+            format!("admin.serverPort={admin_port}"),
+            false,
+        ),
+    ];
+    let edited: Vec<String> = text
         .lines()
         .map(|line| {
-            if line.starts_with("dataDir=") {
-                format!("dataDir={}", data_dir.display())
-            } else if line.starts_with("clientPort=") {
-                format!("clientPort={port}")
-            } else {
-                line.to_string()
+            for (prefix, replacement, done) in &mut edits {
+                if line.starts_with(*prefix) {
+                    *done = true;
+                    return replacement.clone();
+                }
             }
+            line.to_string()
         })
         .collect();
-    edited.push("admin.enableServer=false".to_string());
+    for (prefix, _, done) in &edits {
+        assert!(
+            done,
+            "the shipped zoo_sample.cfg has no line starting {prefix:?}:\n{text}"
+        );
+    }
     fs::write(config, edited.join("\n") + "\n").expect("write zoo.cfg");
 }
 
-fn zk_server(root: &Path, subcommand: &str) -> Output {
-    let mut command = user_command(root, &root.join("bin/zkServer.sh"));
+fn zk_server(dir: &Path, script: &Path, subcommand: &str) -> Output {
+    let mut command = user_command(dir, script);
     command.arg(subcommand);
     run_bounded(command, None, SCRIPT_WAIT)
 }
 
-/// Goal: the release archive has ZooKeeper's layout and its scripts run the packaged binary through the
-/// Getting Started steps. Method: build it with dist.sh, unpack it in a temp dir, and follow the tutorial.
+/// The tutorial's zkCli session (§3.3), one command a line, as typed at the prompt.
+const SESSION: &str = "\
+create /java spring
+ls /
+get /java
+set /java mybatis
+get /java
+stat /java
+delete /java
+ls /
+quit
+";
+
+/// Asserts that `lines` appear in `text` in this order (each a whole line).
+fn assert_lines_in_order(text: &str, lines: &[&str], context: &str) {
+    let mut rest = text.lines();
+    for expected in lines {
+        assert!(
+            rest.any(|line| line == *expected),
+            "line {expected:?} missing (or out of order)\n{context}"
+        );
+    }
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Goal: the release archive has ZooKeeper's layout and a user who follows the tutorial word for word gets a
+/// working server. Method: build it with dist.sh, unpack it in a temp dir, and do each step with the
+/// archive's own scripts from a clean environment.
 #[test]
 fn release_archive_follows_the_getting_started_guide() {
     let work = tempfile::tempdir().expect("temporary directory");
     let archive = build_archive(&work.path().join("dist"));
-    let unpacked = work.path().join("unpacked");
-    fs::create_dir_all(&unpacked).unwrap();
-    let root = unpack(&archive, &unpacked);
+    // tar -zxvf rzk-<version>-bin.tar.gz -C <prefix>; mv rzk-<version>-bin zookeeper
+    let prefix = work.path().join("local");
+    fs::create_dir_all(&prefix).unwrap();
+    let unpacked = unpack(&archive, &prefix);
+    let root = prefix.join("zookeeper");
+    fs::rename(&unpacked, &root).unwrap();
 
     for file in [
         "bin/rzk",
@@ -136,66 +193,105 @@ fn release_archive_follows_the_getting_started_guide() {
         assert!(root.join(file).is_file(), "{file} missing from the archive");
     }
 
-    // cd conf && mv zoo_sample.cfg zoo.cfg, then edit it.
+    // cd conf; mv zoo_sample.cfg zoo.cfg; then edit it.
     let conf = root.join("conf");
-    fs::rename(conf.join("zoo_sample.cfg"), conf.join("zoo.cfg")).unwrap();
-    let data_dir = work.path().join("zookeeper-data");
-    fs::create_dir_all(&data_dir).unwrap();
+    let mut rename = user_command(&conf, Path::new("mv"));
+    rename.args(["zoo_sample.cfg", "zoo.cfg"]);
+    let renamed = run_bounded(rename, None, SCRIPT_WAIT);
+    assert_eq!(
+        renamed.status.code(),
+        Some(0),
+        "{}",
+        describe_output(&renamed)
+    );
+    let data_dir = root.join("zkdata");
+    let log_dir = root.join("zklogs");
     let port = free_port();
-    edit_config(&conf.join("zoo.cfg"), &data_dir, port);
+    edit_config(
+        &conf.join("zoo.cfg"),
+        &data_dir,
+        &log_dir,
+        port,
+        free_port(),
+    );
+    // mkdir zkdata zklogs
+    fs::create_dir(&data_dir).unwrap();
+    fs::create_dir(&log_dir).unwrap();
     let _guard = StopOnDrop(data_dir.join("zookeeper_server.pid"));
 
-    let start = zk_server(&root, "start");
+    // ./bin/zkServer.sh start, from the installation directory.
+    let start = zk_server(&root, Path::new("./bin/zkServer.sh"), "start");
     assert_eq!(start.status.code(), Some(0), "{}", describe_output(&start));
     assert_eq!(stdout_text(&start), "Starting zookeeper ... STARTED\n");
     assert!(
-        stderr_text(&start).contains(&format!("Using config: {}", conf.join("zoo.cfg").display()))
+        stderr_text(&start).contains(&format!("Using config: {}", conf.join("zoo.cfg").display())),
+        "{}",
+        describe_output(&start)
     );
 
-    let status = zk_server(&root, "status");
+    let status = zk_server(&root, Path::new("./bin/zkServer.sh"), "status");
     assert_eq!(
         status.status.code(),
         Some(0),
         "{}",
         describe_output(&status)
     );
-    assert!(
-        stdout_text(&status).ends_with("Mode: standalone\n"),
-        "{}",
-        describe_output(&status)
-    );
-
-    let server = format!("127.0.0.1:{port}");
-    let mut create = user_command(&root, &root.join("bin/zkCli.sh"));
-    create.args(["-server", &server, "create", "/java", "spring"]);
-    let created = run_bounded(create, None, SCRIPT_WAIT);
     assert_eq!(
-        created.status.code(),
-        Some(0),
-        "{}",
-        describe_output(&created)
-    );
-    assert!(
-        stderr_text(&created).contains("Created /java"),
-        "{}",
-        describe_output(&created)
+        stdout_text(&status),
+        format!("Client port found: {port}. Client address: localhost. Client SSL: false.\nMode: standalone\n")
     );
 
-    let mut get = user_command(&root, &root.join("bin/zkCli.sh"));
-    get.args(["-server", &server, "get", "/java"]);
-    let got = run_bounded(get, None, SCRIPT_WAIT);
-    assert_eq!(got.status.code(), Some(0), "{}", describe_output(&got));
-    assert!(
-        stdout_text(&got).contains("spring"),
-        "{}",
-        describe_output(&got)
+    // The interactive session, typed on stdin of the archive's zkCli.sh.
+    let mut cli = user_command(&root, Path::new("./bin/zkCli.sh"));
+    cli.args(["-server", &format!("127.0.0.1:{port}")]);
+    let session = run_bounded(cli, Some(SESSION), SCRIPT_WAIT);
+    let context = describe_output(&session);
+    assert_eq!(session.status.code(), Some(0), "{context}");
+    assert_lines_in_order(&stderr_text(&session), &["Created /java"], &context);
+    assert_lines_in_order(
+        &stdout_text(&session),
+        &[
+            "[java, zookeeper]",
+            "spring",
+            "mybatis",
+            "dataVersion = 1",
+            "dataLength = 7",
+            "numChildren = 0",
+            "[zookeeper]",
+        ],
+        &context,
     );
 
-    let stop = zk_server(&root, "stop");
+    // The directories the tutorial created hold what the server wrote: snapshots in zkdata, the log in
+    // zklogs, and the server's output in logs/ next to bin/.
+    assert!(
+        names_in(&log_dir.join("version-2"))
+            .iter()
+            .any(|name| name.starts_with("log.")),
+        "no log segment in dataLogDir: {:?}",
+        names_in(&log_dir.join("version-2"))
+    );
+    assert!(
+        names_in(&root.join("logs"))
+            .iter()
+            .any(|name| name.ends_with(".out")),
+        "no .out file in logs/"
+    );
+
+    // cd bin; ./zkServer.sh stop
+    let stop = zk_server(&root.join("bin"), Path::new("./zkServer.sh"), "stop");
     assert_eq!(stop.status.code(), Some(0), "{}", describe_output(&stop));
     assert_eq!(stdout_text(&stop), "Stopping zookeeper ... STOPPED\n");
+    assert!(!data_dir.join("zookeeper_server.pid").exists());
+    assert!(
+        names_in(&data_dir.join("version-2"))
+            .iter()
+            .any(|name| name.starts_with("snapshot.")),
+        "no snapshot in dataDir after a clean stop: {:?}",
+        names_in(&data_dir.join("version-2"))
+    );
 
-    let status = zk_server(&root, "status");
+    let status = zk_server(&root, Path::new("./bin/zkServer.sh"), "status");
     assert_eq!(
         status.status.code(),
         Some(1),

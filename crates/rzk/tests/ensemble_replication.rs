@@ -1,21 +1,25 @@
 //! A three-member rzk ensemble as real processes (`server.1..3` lines and myid files, through
 //! the test harness), driven by the `zookeeper-client` crate: writes through every member are
 //! read back through every other, the leader is killed while clients write, a follower is
-//! killed and restarted, a follower's data is wiped, and two of three members stop.
+//! killed and restarted, a follower's data is wiped, two of three members stop (reads and writes
+//! refused until they return), and `mntr` shows the leader's followers.
 //!
 //! Timing: `tickTime=200`, `syncLimit=5`, so the sync window (a member without its quorum or
 //! leader for this long turns `Looking`) and the election timeout are 1 s.
 
 mod support;
+#[path = "support/wire.rs"]
+mod wire;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::ensemble::{connect, wait_for_leader};
+use support::ensemble::{assert_everywhere, connect, mntr_value, persistent, wait_for_leader};
 use support::{try_four_letter, RzkServer};
-use zookeeper_client::{Acls, Client, CreateMode, Stat};
+use wire::{Ending, Wire};
+use zookeeper_client::Client;
 
 const CONFIG: &[&str] = &["tickTime=200", "initLimit=10", "syncLimit=5"];
 /// syncLimit x tickTime.
@@ -27,37 +31,6 @@ const FAILOVER_BOUND: Duration = Duration::from_secs(10);
 /// Bound on waits for a state the ensemble must reach.
 const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(20);
-
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
-/// Through each member: `sync`, then every path in `paths` exists with the same Stat as on the
-/// other members.
-async fn assert_everywhere(servers: &[RzkServer], running: &[usize], paths: &BTreeSet<String>) {
-    let mut first: Option<Vec<Stat>> = None;
-    for i in running {
-        let client = connect(&servers[*i].connect_string(), WAIT).await;
-        client
-            .sync("/")
-            .await
-            .unwrap_or_else(|error| panic!("sync through member {i}: {error}"));
-        let mut stats = Vec::new();
-        for path in paths {
-            match client.check_stat(path).await {
-                Ok(Some(stat)) => stats.push(stat),
-                other => panic!("{path} through member {i} after sync: {other:?}"),
-            }
-        }
-        match &first {
-            None => first = Some(stats),
-            Some(expected) => assert!(
-                *expected == stats,
-                "Stats through member {i} differ from the first member's"
-            ),
-        }
-    }
-}
 
 /// Creates `/{prefix}-{n}` for n in 0..count through `client`, pipelined; returns the paths.
 async fn create_many(client: &Client, prefix: &str, count: usize) -> BTreeSet<String> {
@@ -114,7 +87,7 @@ async fn writes_through_every_member_read_back_through_every_other() {
     let (_, stat_last) = clients[follower].get_data("/ordered-199").await.unwrap();
     let (_, stat_first) = clients[follower].get_data("/ordered-0").await.unwrap();
     assert!(stat_first.czxid < stat_last.czxid);
-    assert_everywhere(&servers, &[0, 1, 2], &paths).await;
+    assert_everywhere(&servers, &[0, 1, 2], &paths, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,12 +158,12 @@ async fn killing_the_leader_while_clients_write_loses_no_acknowledged_write() {
         writer.await.expect("writer task");
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
-    assert_everywhere(&servers, &survivors, &acknowledged).await;
+    assert_everywhere(&servers, &survivors, &acknowledged, WAIT).await;
 
     // The old leader comes back as a follower with every acknowledged write.
     servers[leader].start_again();
     wait_for_leader(&servers, &[0, 1, 2], WAIT);
-    assert_everywhere(&servers, &[leader], &acknowledged).await;
+    assert_everywhere(&servers, &[leader], &acknowledged, WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +185,7 @@ async fn a_restarted_follower_catches_up_and_a_wiped_one_rejoins_by_snapshot() {
     paths.extend(create_many(&writer, "while-down", 200).await);
     servers[follower].start_again();
     wait_for_leader(&servers, &[0, 1, 2], WAIT);
-    assert_everywhere(&servers, &[follower, leader], &paths).await;
+    assert_everywhere(&servers, &[follower, leader], &paths, WAIT).await;
 
     // Wiped (myid kept): the leader snapshotted every ~100 entries and keeps 1,000 entries
     // behind its snapshot, so after 1,300 more writes the member can only catch up by snapshot.
@@ -235,7 +208,7 @@ async fn a_restarted_follower_catches_up_and_a_wiped_one_rejoins_by_snapshot() {
     let log_before = servers[follower].log().len();
     servers[follower].start_again();
     wait_for_leader(&servers, &[0, 1, 2], WAIT);
-    assert_everywhere(&servers, &[follower, leader], &paths).await;
+    assert_everywhere(&servers, &[follower, leader], &paths, WAIT).await;
     let log = servers[follower].log();
     assert!(
         log[log_before..].contains("installing snapshot"),
@@ -244,12 +217,22 @@ async fn a_restarted_follower_catches_up_and_a_wiped_one_rejoins_by_snapshot() {
     );
 }
 
+/// Two of three members stopped: the survivor (the leader) stops serving within a bound of the
+/// sync window and then refuses READS as well as writes: the connections it served are closed,
+/// a read through the `zookeeper-client` session gets no data, and a new session (the crate's
+/// or a raw ConnectRequest) is refused. Once the others return, every acknowledged write is
+/// there, on every member, with the same data and Stat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_quorum_the_survivor_refuses_service_until_the_others_return() {
     let mut servers = RzkServer::start_ensemble(3, CONFIG);
     let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let port = servers[leader].port();
     let writer = connect(&servers[leader].connect_string(), WAIT).await;
     let paths = create_many(&writer, "kept", 100).await;
+    // A raw session on the survivor, opened while it serves: the member must close it.
+    let mut raw = Wire::connect(port);
+    raw.ping()
+        .expect("a ping on a raw session while the quorum is up");
 
     // Stop both followers: the leader loses its quorum.
     let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
@@ -259,8 +242,7 @@ async fn without_a_quorum_the_survivor_refuses_service_until_the_others_return()
     let lost = Instant::now();
     let deadline = lost + 4 * SYNC_WINDOW + Duration::from_secs(5);
     loop {
-        let reply = try_four_letter(servers[leader].port(), "srvr", Duration::from_secs(2))
-            .unwrap_or_default();
+        let reply = try_four_letter(port, "srvr", Duration::from_secs(2)).unwrap_or_default();
         if reply.contains("not currently serving") {
             break;
         }
@@ -275,6 +257,16 @@ async fn without_a_quorum_the_survivor_refuses_service_until_the_others_return()
         "survivor stopped serving {:?} after its quorum went away",
         lost.elapsed()
     );
+    assert_eq!(
+        tokio::task::block_in_place(|| raw.ending(wire::WAIT)),
+        Ok(Ending::Closed),
+        "the survivor kept a client connection open without a quorum"
+    );
+    let read = tokio::time::timeout(Duration::from_secs(10), writer.get_data("/kept-0")).await;
+    assert!(
+        !matches!(read, Ok(Ok(_))),
+        "a read was answered without a quorum: {read:?}"
+    );
     let refused = tokio::time::timeout(
         Duration::from_secs(10),
         writer.create("/refused", b"", &persistent()),
@@ -284,6 +276,24 @@ async fn without_a_quorum_the_survivor_refuses_service_until_the_others_return()
         !matches!(refused, Ok(Ok(_))),
         "a write was acknowledged without a quorum"
     );
+    let fresh = tokio::time::timeout(
+        Duration::from_secs(5),
+        Client::connector()
+            .with_session_timeout(Duration::from_secs(4))
+            .connect(&servers[leader].connect_string()),
+    )
+    .await;
+    assert!(
+        !matches!(fresh, Ok(Ok(_))),
+        "a new session was established without a quorum"
+    );
+    let handshake = tokio::task::block_in_place(|| {
+        Wire::unconnected(port).handshake(&wire::new_session_request())
+    });
+    assert!(
+        handshake.is_err(),
+        "a raw ConnectRequest got a session without a quorum: {handshake:?}"
+    );
 
     for i in &others {
         servers[*i].start_again();
@@ -292,5 +302,61 @@ async fn without_a_quorum_the_survivor_refuses_service_until_the_others_return()
     let client = connect(&servers[others[0]].connect_string(), WAIT).await;
     let mut paths = paths;
     paths.extend(create_many(&client, "after", 20).await);
-    assert_everywhere(&servers, &[0, 1, 2], &paths).await;
+    assert_everywhere(&servers, &[0, 1, 2], &paths, WAIT).await;
+}
+
+/// `mntr` on a three-member ensemble, as ZooKeeper's leader and followers show it: the leader
+/// says `zk_server_state leader` with `zk_followers 2` and `zk_synced_followers 2` (polled, bounded:
+/// a follower counts as synced once it answered within the sync window), each follower says
+/// `zk_server_state follower` without the leader-only lines. With one follower killed the
+/// leader's counts drop to 1.
+#[test]
+fn mntr_shows_the_leader_with_two_synced_followers() {
+    let mut servers = RzkServer::start_ensemble(3, CONFIG);
+    let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let leader_counts = |servers: &[RzkServer]| {
+        (
+            mntr_value(&servers[leader], "zk_server_state"),
+            mntr_value(&servers[leader], "zk_followers"),
+            mntr_value(&servers[leader], "zk_synced_followers"),
+        )
+    };
+    let wait_for_counts = |servers: &[RzkServer], wanted: &str| {
+        let expected = (
+            Some("leader".to_string()),
+            Some(wanted.to_string()),
+            Some(wanted.to_string()),
+        );
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let seen = leader_counts(servers);
+            if seen == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "leader's mntr (zk_server_state, zk_followers, zk_synced_followers) is {seen:?} \
+                 after {WAIT:?}, expected {expected:?}"
+            );
+            std::thread::sleep(POLL);
+        }
+    };
+    wait_for_counts(&servers, "2");
+    for &i in &followers {
+        assert_eq!(
+            mntr_value(&servers[i], "zk_server_state").as_deref(),
+            Some("follower"),
+            "member {i}'s mntr"
+        );
+        for leader_only in ["zk_followers", "zk_synced_followers"] {
+            assert_eq!(
+                mntr_value(&servers[i], leader_only),
+                None,
+                "member {i} (a follower) shows {leader_only}"
+            );
+        }
+    }
+    servers[followers[0]].kill9();
+    wait_for_counts(&servers, "1");
 }

@@ -164,8 +164,8 @@ async fn writer(
     }
 }
 
-async fn run_seed(seed: u64) {
-    let mut server = RzkServer::start(&[]);
+async fn run_seed(seed: u64, config: &[&str]) {
+    let mut server = RzkServer::start(config);
     let address = server.connect_string();
     let setup = connect(&address).await;
     for dir in ["/created", "/counter", "/multi"] {
@@ -203,6 +203,18 @@ async fn run_seed(seed: u64) {
         "seed {seed}: fewer than {kill_after_acks} acknowledgements within 60 s"
     );
     server.kill9();
+    let snapshots = std::fs::read_dir(server.data_dir().join("version-2"))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.file_name().to_string_lossy().starts_with("snapshot."))
+                .count()
+        })
+        .unwrap_or(0);
+    eprintln!(
+        "crash_recovery: seed {seed}: killed after {} acknowledgements, {snapshots} snapshot files on disk",
+        acks.count.load(Ordering::SeqCst)
+    );
     for task in tasks {
         tokio::time::timeout(Duration::from_secs(60), task)
             .await
@@ -267,8 +279,12 @@ async fn verify(seed: u64, client: &Client, histories: &[Arc<Mutex<History>>]) {
 
 fn seeds(function: u64) -> Vec<u64> {
     if let Ok(seed) = std::env::var("RZK_CRASH_SEED") {
-        return if function == 0 {
-            vec![seed.parse().expect("RZK_CRASH_SEED is a number")]
+        // Replayed by the function whose seeds it is among (same server settings), else by `a`.
+        let seed: u64 = seed.parse().expect("RZK_CRASH_SEED is a number");
+        let owner = seed.saturating_sub(1) / 1000;
+        let owner = if owner < FUNCTIONS { owner } else { 0 };
+        return if function == owner {
+            vec![seed]
         } else {
             Vec::new()
         };
@@ -280,31 +296,40 @@ fn seeds(function: u64) -> Vec<u64> {
     (0..per_function).map(|i| 1 + function * 1000 + i).collect()
 }
 
-async fn run_seeds(function: u64) {
+/// Snapshots every 9 to 16 entries: kills then land while snapshots are taken in the background,
+/// saved and restored, not only in the log (the default snapCount of 100,000 is never reached).
+const FREQUENT_SNAPSHOTS: &[&str] = &["snapCount=16"];
+
+/// The test functions below (`seeds_a` to `seeds_d`); function `f` runs seeds `1 + 1000 f + i`.
+const FUNCTIONS: u64 = 4;
+
+async fn run_seeds(function: u64, config: &[&str]) {
     for seed in seeds(function) {
-        eprintln!("crash_recovery: seed {seed} (replay with RZK_CRASH_SEED={seed})");
-        run_seed(seed).await;
+        eprintln!(
+            "crash_recovery: seed {seed} with {config:?} (replay with RZK_CRASH_SEED={seed} and this test function)"
+        );
+        run_seed(seed, config).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_loses_no_acknowledged_write_seeds_a() {
-    run_seeds(0).await;
+    run_seeds(0, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_loses_no_acknowledged_write_seeds_b() {
-    run_seeds(1).await;
+    run_seeds(1, &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_loses_no_acknowledged_write_seeds_c() {
-    run_seeds(2).await;
+    run_seeds(2, FREQUENT_SNAPSHOTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_loses_no_acknowledged_write_seeds_d() {
-    run_seeds(3).await;
+    run_seeds(3, FREQUENT_SNAPSHOTS).await;
 }
 
 /// Sessions survive a restart: a client that reconnects with its session within its timeout

@@ -188,6 +188,10 @@ pub struct Shell {
     auth_failed: bool,
     /// The last parsed line, re-run for a blank-but-not-empty line as zkCli does.
     last_words: Vec<String>,
+    /// `addWatch`'s mode. zkCli keeps one `AddWatchCommand` object for the whole process and
+    /// sets its mode only when `-m` is given, so a mode chosen once sticks for later
+    /// `addWatch` commands without `-m` (across `connect` too).
+    add_watch_mode: AddWatchMode,
 }
 
 impl Shell {
@@ -212,6 +216,7 @@ impl Shell {
             watches: WatchTable::default(),
             auth_failed: false,
             last_words: Vec::new(),
+            add_watch_mode: AddWatchMode::PersistentRecursive,
         }
     }
 
@@ -1024,10 +1029,12 @@ impl Shell {
             return Err(Failure::new(usage_of("addWatch")));
         }
         let mode = match options.value('m').map(str::to_uppercase).as_deref() {
-            None | Some("PERSISTENT_RECURSIVE") => AddWatchMode::PersistentRecursive,
+            None => self.add_watch_mode,
+            Some("PERSISTENT_RECURSIVE") => AddWatchMode::PersistentRecursive,
             Some("PERSISTENT") => AddWatchMode::Persistent,
             Some(_) => return Err(Failure::new(usage_of("addWatch"))),
         };
+        self.add_watch_mode = mode;
         let path = options.args[1].clone();
         validate_path(&path).map_err(Failure::new)?;
         self.call(client.add_watch(&path, mode))

@@ -240,8 +240,9 @@ pub struct ReplicaStatus {
     pub synced_followers: usize,
     /// On the leader: each follower's id and how many entries its log is behind the leader's.
     pub follower_lag: Vec<(u64, u64)>,
-    /// The durable log's group-commit syncs: count, total and longest time (ns); `None` in memory.
-    pub log_syncs: Option<(u64, u64, u64)>,
+    /// The durable log's counters (group-commit syncs: count, total and longest time, and how
+    /// many took how long); `None` in memory.
+    pub log_syncs: Option<rzk_storage::WalStats>,
 }
 
 /// Where a request that needs the leader goes.
@@ -801,11 +802,7 @@ impl Replica {
             followers,
             synced_followers,
             follower_lag,
-            log_syncs: self
-                .wal_log
-                .as_ref()
-                .and_then(log_wal::WalLog::stats)
-                .map(|stats| (stats.syncs, stats.sync_nanos_total, stats.sync_nanos_max)),
+            log_syncs: self.wal_log.as_ref().and_then(log_wal::WalLog::stats),
         }
     }
 

@@ -25,9 +25,11 @@
 //! `rzk_request_latency_seconds{op}` by opcode (ZooKeeper's `Request.op2String` names),
 //! `rzk_data_dir_bytes` / `rzk_log_dir_bytes` (`<dir>/version-2`), `rzk_last_processed_zxid`,
 //! and `rzk_server_state{state}` (1 for the current role of leader/follower/looking/standalone).
-//!
-//! TODO(replication): fsync and commit latency (ZooKeeper's `fsynctime` summary and
-//! `commit_count`) need a hook in rzk-replication's WAL flusher; it exposes none yet.
+//! The write path: the histogram `rzk_commit_latency_seconds` (proposal to local apply), the
+//! histogram `rzk_fsync_duration_seconds` of the log's group-commit `fdatasync` calls (ZooKeeper
+//! has the summary `fsynctime`; the buckets are counted by rzk-storage's flusher, so every call is
+//! in them, scraped or not) with the gauge `rzk_fsync_seconds_max`, and on a leader
+//! `rzk_follower_lag_entries_max` and `rzk_synced_followers`.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -42,6 +44,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use rzk_proto::OpCode;
+use rzk_storage::{WalStats, SYNC_BUCKET_BOUNDS_NANOS};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -75,6 +78,8 @@ const READ_LATENCY: &str = "readlatency";
 const UPDATE_LATENCY: &str = "updatelatency";
 const SERVER_STATE: &str = "rzk_server_state";
 const COMMIT_LATENCY: &str = "rzk_commit_latency_seconds";
+/// The log's fsync histogram, rendered from rzk-storage's bucket counts.
+const FSYNC_DURATION: &str = "rzk_fsync_duration_seconds";
 const SERVER_STATES: &[&str] = &["leader", "follower", "looking", "standalone"];
 
 /// Gauges sampled from the server when scraped: (name, unit, help).
@@ -140,16 +145,6 @@ const GAUGES: &[(&str, Option<Unit>, &str)] = &[
         "rzk_last_processed_zxid",
         None,
         "Zxid of the last applied entry",
-    ),
-    (
-        "rzk_fsync_count",
-        None,
-        "Group-commit fdatasync calls on the log",
-    ),
-    (
-        "rzk_fsync_seconds_total",
-        Some(Unit::Seconds),
-        "Time spent in group-commit fdatasync calls",
     ),
     (
         "rzk_fsync_seconds_max",
@@ -231,8 +226,13 @@ impl Metrics {
     /// The text exposition, with the gauges sampled from `shared` now; `None` when disabled.
     pub fn render(&self, shared: &Shared) -> Option<String> {
         let registry = self.registry.get()?;
-        registry.sample(shared);
-        Some(registry.handle.render())
+        let log = registry.sample(shared);
+        let mut text = registry.handle.render();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        render_fsync_histogram(&mut text, &log.unwrap_or_default());
+        Some(text)
     }
 
     fn run_upkeep(&self) {
@@ -382,7 +382,8 @@ impl Registry {
     }
 
     /// Set every gauge from the server's current state.
-    fn sample(&self, shared: &Shared) {
+    /// Returns the log's counters, for [`render_fsync_histogram`].
+    fn sample(&self, shared: &Shared) -> Option<WalStats> {
         let stats = &shared.stats;
         let latency = stats.latency();
         let (counts, last_zxid) = {
@@ -390,16 +391,14 @@ impl Registry {
             (core.sm.counts(), core.sm.last_zxid())
         };
         let status = shared.replica_status();
-        let (syncs, sync_nanos_total, sync_nanos_max) = status
-            .as_ref()
-            .and_then(|s| s.log_syncs)
-            .unwrap_or((0, 0, 0));
+        let log = status.as_ref().and_then(|s| s.log_syncs);
+        let sync_nanos_max = log.map_or(0, |log| log.sync_nanos_max);
         let lag_max = status
             .as_ref()
             .and_then(|s| s.follower_lag.iter().map(|(_, lag)| *lag).max())
             .unwrap_or(0);
         let synced = status.as_ref().map_or(0, |s| s.synced_followers);
-        let values: [(&str, f64); 23] = [
+        let values: [(&str, f64); 21] = [
             ("znode_count", counts.znodes as f64),
             ("watch_count", counts.watches as f64),
             ("ephemerals_count", counts.ephemerals as f64),
@@ -442,8 +441,6 @@ impl Registry {
                 crate::stats::directory_size(&shared.options.data_log_dir) as f64,
             ),
             ("rzk_last_processed_zxid", last_zxid as f64),
-            ("rzk_fsync_count", syncs as f64),
-            ("rzk_fsync_seconds_total", sync_nanos_total as f64 / 1e9),
             ("rzk_fsync_seconds_max", sync_nanos_max as f64 / 1e9),
             ("rzk_follower_lag_entries_max", lag_max as f64),
             ("rzk_synced_followers", synced as f64),
@@ -457,7 +454,35 @@ impl Registry {
         for (state, gauge) in &self.states {
             gauge.set(if *state == mode { 1.0 } else { 0.0 });
         }
+        log
     }
+}
+
+/// Appends `rzk_fsync_duration_seconds` (a Prometheus histogram: cumulative buckets, `+Inf`,
+/// `_sum`, `_count`) from the log's counters; all zero for a log in memory.
+fn render_fsync_histogram(out: &mut String, log: &WalStats) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP {FSYNC_DURATION} Group-commit fdatasync calls on the log, by duration (ZooKeeper: fsynctime)"
+    );
+    let _ = writeln!(out, "# TYPE {FSYNC_DURATION} histogram");
+    let mut cumulative = 0u64;
+    for (bound, count) in SYNC_BUCKET_BOUNDS_NANOS.iter().zip(&log.sync_buckets) {
+        cumulative += count;
+        let le = *bound as f64 / 1e9;
+        let _ = writeln!(out, "{FSYNC_DURATION}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    // Counted from the buckets (not `log.syncs`, which is incremented before the call ends) so
+    // that +Inf and _count always agree.
+    let total: u64 = log.sync_buckets.iter().sum();
+    let _ = writeln!(out, "{FSYNC_DURATION}_bucket{{le=\"+Inf\"}} {total}");
+    let _ = writeln!(
+        out,
+        "{FSYNC_DURATION}_sum {}",
+        log.sync_nanos_total as f64 / 1e9
+    );
+    let _ = writeln!(out, "{FSYNC_DURATION}_count {total}");
 }
 
 fn describe(recorder: &impl Recorder) {
@@ -555,6 +580,31 @@ mod tests {
         let metrics = Metrics::default();
         metrics.record_request(OpCode::GetData.code(), Duration::from_millis(1));
         assert!(!metrics.is_enabled());
+    }
+
+    #[test]
+    fn fsync_histogram_buckets_are_cumulative() {
+        let mut log = WalStats {
+            sync_nanos_total: 3_000_000_000,
+            ..WalStats::default()
+        };
+        log.sync_buckets[0] = 2; // <= 100 µs
+        log.sync_buckets[3] = 1; // <= 1 ms
+        log.sync_buckets[SYNC_BUCKET_BOUNDS_NANOS.len()] = 1; // > 10 s
+        let mut text = String::new();
+        render_fsync_histogram(&mut text, &log);
+        for line in [
+            "# TYPE rzk_fsync_duration_seconds histogram",
+            "rzk_fsync_duration_seconds_bucket{le=\"0.0001\"} 2",
+            "rzk_fsync_duration_seconds_bucket{le=\"0.0005\"} 2",
+            "rzk_fsync_duration_seconds_bucket{le=\"0.001\"} 3",
+            "rzk_fsync_duration_seconds_bucket{le=\"10\"} 3",
+            "rzk_fsync_duration_seconds_bucket{le=\"+Inf\"} 4",
+            "rzk_fsync_duration_seconds_sum 3",
+            "rzk_fsync_duration_seconds_count 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The AdminServer (`/commands/<name>`, `/ready`) and the Prometheus endpoint (`/metrics`) over
 //! real sockets: an in-process server, port-0 listeners, a hand-rolled HTTP/1.1 GET, and a real
 //! ZooKeeper client making the numbers move. JSON shapes follow ZooKeeper 3.8.0's AdminServer
-//! (captured from a running ZooKeeper); the exposition is checked by a strict text-format parser.
+//! (captured from a running ZooKeeper); the exposition is read with the third-party
+//! `prometheus-parse` crate, after checking that it understood every line.
 
 mod support;
 
@@ -9,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use prometheus_parse::{LineInfo, Scrape, Value as Metric};
 use rzk_server::admin::{self, AdminOptions};
 use rzk_server::{metrics, Server, ServerOptions};
 use serde_json::Value;
@@ -92,135 +94,79 @@ fn dechunk(mut body: &str) -> String {
     }
 }
 
-// --- A strict Prometheus text-format (0.0.4) parser ----------------------------------------
+// --- /metrics, read with the prometheus-parse crate -------------------------------------------
 
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-fn valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-fn parse_value(text: &str) -> f64 {
-    match text {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        "NaN" => f64::NAN,
-        _ => text
-            .parse()
-            .unwrap_or_else(|_| panic!("bad sample value {text:?}")),
-    }
-}
-
-fn parse_labels(text: &str) -> BTreeMap<String, String> {
-    let mut labels = BTreeMap::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (name, after) = rest.split_once("=\"").expect("label name=\"value\"");
-        assert!(
-            valid_metric_name(name) && !name.contains(':'),
-            "label name {name:?}"
-        );
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            let (index, c) = chars.next().expect("unterminated label value");
-            match c {
-                '\\' => match chars.next().expect("escape").1 {
-                    'n' => value.push('\n'),
-                    escaped @ ('\\' | '"') => value.push(escaped),
-                    other => panic!("bad escape \\{other}"),
-                },
-                '"' => break index,
-                c => value.push(c),
-            }
-        };
-        assert!(
-            labels.insert(name.to_string(), value).is_none(),
-            "duplicate label {name}"
-        );
-        rest = &after[end + 1..];
-        rest = rest.strip_prefix(',').unwrap_or(rest);
-    }
-    labels
-}
-
-/// Every line is a comment (`# HELP`/`# TYPE`), blank, or a sample of a family whose TYPE came
-/// first; TYPE appears once per family.
-fn parse_exposition(text: &str) -> Vec<Sample> {
-    let mut types: BTreeMap<String, String> = BTreeMap::new();
-    let mut samples = Vec::new();
+/// Parses the exposition with `prometheus_parse`, after checking that the crate understood every
+/// line (it skips what it cannot read): each is blank, `# HELP`/`# TYPE`, or a sample whose value
+/// is a number, with no timestamp.
+fn parse_exposition(text: &str) -> Scrape {
     for line in text.lines() {
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(comment) = line.strip_prefix("# ") {
-            let mut words = comment.splitn(3, ' ');
-            let (kind, name) = (words.next().unwrap(), words.next().expect("metric name"));
-            assert!(valid_metric_name(name), "{line}");
-            if kind == "TYPE" {
-                let family = words.next().expect("type");
+        match LineInfo::parse(line) {
+            LineInfo::Ignored => panic!("not Prometheus text format: {line:?}"),
+            LineInfo::Sample {
+                value, timestamp, ..
+            } => {
                 assert!(
-                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&family),
-                    "{line}"
+                    matches!(value, "+Inf" | "-Inf" | "NaN") || value.parse::<f64>().is_ok(),
+                    "sample value of {line:?}"
                 );
-                assert!(
-                    types.insert(name.to_string(), family.into()).is_none(),
-                    "{line}"
-                );
+                assert_eq!(timestamp, None, "{line:?}");
             }
-            continue;
+            _ => {}
         }
-        let (series, value) = line.rsplit_once(' ').expect("sample: series value");
-        let (name, labels) = match series.split_once('{') {
-            Some((name, labels)) => (name, parse_labels(labels.strip_suffix('}').expect("}"))),
-            None => (series, BTreeMap::new()),
-        };
-        assert!(valid_metric_name(name), "{line}");
-        let family = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|suffix| name.strip_suffix(suffix).filter(|f| types.contains_key(*f)))
-            .unwrap_or(name);
-        assert!(types.contains_key(family), "sample before its TYPE: {line}");
-        samples.push(Sample {
-            name: name.to_string(),
-            labels,
-            value: parse_value(value),
-        });
     }
-    samples
+    Scrape::parse(text.lines().map(|line| Ok(line.to_string()))).expect("parse /metrics")
 }
 
-fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    samples
+fn has_labels(found: &prometheus_parse::Sample, name: &str, labels: &[(&str, &str)]) -> bool {
+    found.metric == name && labels.iter().all(|(k, v)| found.labels.get(k) == Some(*v))
+}
+
+/// A counter, gauge or untyped sample (histogram and summary `_sum`/`_count` are untyped here).
+fn sample(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
         .iter()
-        .find(|s| {
-            s.name == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        .filter(|found| has_labels(found, name, labels))
+        .find_map(|found| match found.value {
+            Metric::Counter(v) | Metric::Gauge(v) | Metric::Untyped(v) => Some(v),
+            _ => None,
         })
-        .map(|s| s.value)
+}
+
+/// The cumulative count of histogram `family`'s bucket `le`.
+fn bucket(scrape: &Scrape, family: &str, labels: &[(&str, &str)], le: f64) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|found| has_labels(found, family, labels))
+        .find_map(|found| match &found.value {
+            Metric::Histogram(buckets) => {
+                buckets.iter().find(|b| b.less_than == le).map(|b| b.count)
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no bucket le={le} of histogram {family}{labels:?}"))
+}
+
+/// Whether summary `family` reports quantile `q`.
+fn has_quantile(scrape: &Scrape, family: &str, q: f64) -> bool {
+    scrape.samples.iter().any(|found| {
+        found.metric == family
+            && matches!(&found.value, Metric::Summary(qs) if qs.iter().any(|c| c.quantile == q))
+    })
 }
 
 /// Creates by any of the create opcodes (clients pick create, create2 or createTTL).
-fn creates(samples: &[Sample]) -> f64 {
+fn creates(scrape: &Scrape) -> f64 {
     ["create", "create2", "createContainer", "createTTL"]
         .iter()
-        .map(|op| value_of(samples, "rzk_requests_total", &[("op", op)]))
+        .map(|op| value_of(scrape, "rzk_requests_total", &[("op", op)]))
         .sum()
 }
 
-fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    sample(samples, name, labels).unwrap_or_else(|| panic!("no sample {name}{labels:?}"))
+fn value_of(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sample(scrape, name, labels).unwrap_or_else(|| panic!("no sample {name}{labels:?}"))
 }
 
 // --- Servers -------------------------------------------------------------------------------
@@ -241,7 +187,7 @@ async fn with_admin(options: AdminOptions) -> (TestServer, SocketAddr, tempfile:
     (server, address, data)
 }
 
-async fn scrape(address: SocketAddr) -> Vec<Sample> {
+async fn scrape(address: SocketAddr) -> Scrape {
     let response = http_get(address, "/metrics", "text/plain").await;
     assert_eq!(response.status, 200);
     assert!(response.headers["content-type"].starts_with("text/plain; version=0.0.4"));
@@ -637,15 +583,16 @@ async fn metrics_move_after_client_requests() {
         ),
         4.0
     );
-    let inf = value_of(
+    let inf = bucket(
         &after,
-        "rzk_request_latency_seconds_bucket",
-        &[("op", "getData"), ("le", "+Inf")],
+        "rzk_request_latency_seconds",
+        &[("op", "getData")],
+        f64::INFINITY,
     );
     assert_eq!(inf, 4.0);
     assert!(value_of(&after, "readlatency_count", &[]) >= 4.0);
     assert!(value_of(&after, "updatelatency_count", &[]) >= 1.0);
-    assert!(sample(&after, "readlatency", &[("quantile", "0.99")]).is_some());
+    assert!(has_quantile(&after, "readlatency", 0.99));
     assert!(value_of(&after, "packets_received", &[]) > value_of(&before, "packets_received", &[]));
     assert_eq!(
         value_of(&before, "rzk_commit_latency_seconds_count", &[]),
@@ -676,9 +623,17 @@ async fn metrics_registries_are_per_server() {
         .create("/only-here", b"", &persistent())
         .await
         .expect("create");
-    tokio::time::sleep(Duration::from_millis(10)).await;
-
-    let first_samples = scrape(first_metrics).await;
+    // The count is recorded as the reply is written: poll (bounded) until the scrape shows it.
+    let first_samples = within("the create counted on the first server", async {
+        loop {
+            let samples = scrape(first_metrics).await;
+            if creates(&samples) >= 1.0 {
+                break samples;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
     let second_samples = scrape(second_metrics).await;
     assert_eq!(creates(&first_samples), 1.0);
     assert_eq!(creates(&second_samples), 0.0);
@@ -688,27 +643,58 @@ async fn metrics_registries_are_per_server() {
     );
 }
 
-/// Goal: the log's fsync figures reach /metrics. Method: a server on a real on-disk log takes a
-/// write; the fsync count and time move, and the follower-lag gauge exists (0 standalone).
+/// Goal: the log's fsync figures reach /metrics as a Prometheus histogram. Method: a server on a
+/// real on-disk log takes writes; the histogram's count, sum and +Inf bucket move together, its
+/// buckets are cumulative, the max gauge is within the bucket bounds, and the follower-lag gauge
+/// exists (0 standalone).
 #[tokio::test]
-async fn metrics_report_log_fsyncs() {
+async fn metrics_report_log_fsyncs_as_a_histogram() {
+    const FSYNC: &str = "rzk_fsync_duration_seconds";
     let dir = tempfile::tempdir().expect("temporary data dir");
     let server = start_with(ServerOptions::for_tests(), Some(dir.path())).await;
     let listener = port_zero().await;
     let address = listener.local_addr().unwrap();
     metrics::serve(server.server.shared().clone(), listener);
-    let before = value_of(&scrape(address).await, "rzk_fsync_count", &[]);
+    let before = scrape(address).await;
+    let count_before = value_of(&before, &format!("{FSYNC}_count"), &[]);
     let client = connect(&server.address).await;
-    client
-        .create("/synced", b"x", &persistent())
-        .await
-        .expect("create");
+    for i in 0..5 {
+        client
+            .create(&format!("/synced{i}"), b"x", &persistent())
+            .await
+            .expect("create");
+    }
     let after = scrape(address).await;
+    let count = value_of(&after, &format!("{FSYNC}_count"), &[]);
     assert!(
-        value_of(&after, "rzk_fsync_count", &[]) > before,
-        "a write syncs the log"
+        count > count_before,
+        "writes sync the log ({count_before} -> {count})"
     );
-    assert!(value_of(&after, "rzk_fsync_seconds_total", &[]) > 0.0);
-    assert!(value_of(&after, "rzk_fsync_seconds_max", &[]) > 0.0);
+    assert_eq!(bucket(&after, FSYNC, &[], f64::INFINITY), count);
+    assert!(value_of(&after, &format!("{FSYNC}_sum"), &[]) > 0.0);
+    let buckets = after
+        .samples
+        .iter()
+        .find_map(|found| match &found.value {
+            Metric::Histogram(buckets) if found.metric == FSYNC => Some(buckets.clone()),
+            _ => None,
+        })
+        .expect("the fsync histogram");
+    assert!(buckets.len() >= 2, "{buckets:?}");
+    for pair in buckets.windows(2) {
+        assert!(pair[0].less_than < pair[1].less_than, "{buckets:?}");
+        assert!(
+            pair[0].count <= pair[1].count,
+            "not cumulative: {buckets:?}"
+        );
+    }
+    // The longest call lies in the first bucket whose count reaches the total.
+    let max = value_of(&after, "rzk_fsync_seconds_max", &[]);
+    assert!(max > 0.0);
+    let first_full = buckets.iter().find(|b| b.count == count).unwrap();
+    assert!(
+        max <= first_full.less_than,
+        "max {max} above {first_full:?}"
+    );
     assert_eq!(value_of(&after, "rzk_follower_lag_entries_max", &[]), 0.0);
 }

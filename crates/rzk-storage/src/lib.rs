@@ -93,7 +93,7 @@ pub use files::FaultInjector;
 pub use format::{META_BYTES_MAX, RECORD_PAYLOAD_BYTES_MAX};
 pub use purge::{purge, PurgeReport, PURGE_KEEP_MIN};
 pub use snapshot::{SnapshotInfo, SnapshotStore};
-pub use wal::{Wal, WalStats};
+pub use wal::{Wal, WalStats, SYNC_BUCKET_BOUNDS_NANOS};
 
 /// The subdirectory every file lives in, as in ZooKeeper.
 pub const VERSION_DIR: &str = "version-2";

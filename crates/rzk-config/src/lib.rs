@@ -4,6 +4,13 @@
 //! `QuorumPeerConfig`: the same keys, defaults, required settings and ensemble rules, so an operator can point
 //! rzk at the file their ZooKeeper used.
 //!
+//! Owns the configuration: the properties text format, every key's meaning, default and validation, the
+//! standalone-or-ensemble decision, `server.N` lines, the `dynamicConfigFile` and `dataDir/myid`, and the
+//! no-file default of `rzk server` ([`Config::embedded_default`]). It only reads those files and returns
+//! values (or a [`ConfigError`] that names the key and the fix). Must not touch anything else: no writes,
+//! no directories created, no sockets, no tokio, no other rzk crate; what a setting does at run time belongs
+//! to the crate that uses it (rzk-server, rzk-replication, rzk-storage, wired up by the `rzk` binary).
+//!
 //! # Layout
 //! - `properties`: the Java properties text format (`key=value`, `key: value`, comments, continuations, escapes).
 //! - [`server`]: `server.N` lines ([`ServerSpec`]).

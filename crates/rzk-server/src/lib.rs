@@ -2,8 +2,16 @@
 //!
 //! Owns clients: the listener, per-connection framing, the session table with expiry, the
 //! per-session FIFO of requests in flight, routing of replies and watch events, four-letter
-//! words. It never changes state except by proposing an entry to rzk-replication; committed
-//! entries come back through [`rzk_replication::Applier`], implemented by [`Shared`].
+//! words, the AdminServer and metrics over HTTP. It never changes state except by proposing an
+//! entry to rzk-replication; committed entries come back through [`rzk_replication::Applier`],
+//! implemented by [`Shared`].
+//!
+//! Must not touch: the znode rules (rzk-state-machine decides every result, ACL and watch), the
+//! bytes of the protocol (rzk-proto encodes and decodes them), files beyond reading sizes and
+//! `/proc` for reports (the log and snapshots are rzk-storage's, written only through
+//! rzk-replication), zoo.cfg (it takes a ready [`ServerOptions`]; rzk-config reads the file and
+//! the `rzk` binary maps one onto the other), and process concerns such as signals, logging
+//! setup and exit codes (the binary's).
 //!
 //! # Layout
 //! - [`connection`]: one task per client connection (4lw or handshake, reader, writer).

@@ -1,5 +1,13 @@
 //! The `rzk` binary: composition only. Each subcommand maps its arguments onto the library
 //! crates; nothing here holds logic a test cannot reach through a library.
+//!
+//! Owns the process: the command line (`server`, `cli`, `bench`, `ensemble`, `cleanup`), logging
+//! setup, the global allocator, exit codes and signals (`rzk server` stops cleanly on SIGTERM or
+//! SIGINT and exits 0), creating the data directories, and mapping a [`rzk_config::Config`] onto
+//! `rzk_server::ServerOptions` and `rzk_replication::ReplicaConfig`. Must not touch what the
+//! libraries own: no zoo.cfg parsing (rzk-config), no protocol bytes (rzk-proto), no znode rules
+//! (rzk-state-machine), no log or snapshot formats (rzk-storage), no session or connection
+//! handling (rzk-server), no agreement (rzk-replication).
 
 mod bench;
 mod cleanup;

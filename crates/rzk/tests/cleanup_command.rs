@@ -32,11 +32,11 @@ async fn connect(address: &str) -> Client {
         .expect("connect")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cleanup_keeps_the_newest_snapshots_and_the_server_recovers() {
-    let mut server = RzkServer::start(&["snapCount=20"]);
-    let address = server.connect_string();
-    let client = connect(&address).await;
+/// A server with `ZNODES` znodes under /kept and more than three snapshots on disk (small
+/// snapCount), still running.
+async fn server_with_many_snapshots() -> RzkServer {
+    let server = RzkServer::start(&["snapCount=20"]);
+    let client = connect(&server.connect_string()).await;
     let persistent = CreateMode::Persistent.with_acls(Acls::anyone_all());
     client
         .create("/kept", b"", &persistent)
@@ -49,16 +49,41 @@ async fn cleanup_keeps_the_newest_snapshots_and_the_server_recovers() {
             .expect("create");
     }
     drop(client);
-    let data_dir = server.data_dir();
     // Snapshots are written in the background: wait (bounded) for more than three.
+    wait_for_snapshots(&server.data_dir(), "more than 3", |count| count > 3).await;
+    server
+}
+
+/// Poll (bounded) until the number of snapshot files satisfies `wanted`.
+async fn wait_for_snapshots(data_dir: &Path, what: &str, wanted: impl Fn(usize) -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while snapshots(&data_dir).len() <= 3 {
+    while !wanted(snapshots(data_dir).len()) {
         assert!(
             std::time::Instant::now() < deadline,
-            "no more than 3 snapshots after {ZNODES} writes with snapCount=20"
+            "waited 30 s for {what} snapshot files; there are {:?}",
+            snapshots(data_dir)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn assert_all_znodes(address: &str) {
+    let client = connect(address).await;
+    assert_eq!(
+        client
+            .list_children("/kept")
+            .await
+            .expect("list after restart")
+            .len(),
+        ZNODES
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_keeps_the_newest_snapshots_and_the_server_recovers() {
+    let mut server = server_with_many_snapshots().await;
+    let address = server.connect_string();
+    let data_dir = server.data_dir();
     // Stopped, so that no snapshot is written while the directory is checked.
     server.stop();
     let before = snapshots(&data_dir);
@@ -98,13 +123,39 @@ async fn cleanup_keeps_the_newest_snapshots_and_the_server_recovers() {
     );
 
     server.start_again();
-    let client = connect(&address).await;
-    assert_eq!(
-        client
-            .list_children("/kept")
-            .await
-            .expect("list after restart")
-            .len(),
-        ZNODES
+    assert_all_znodes(&address).await;
+}
+
+/// autopurge.purgeInterval (hours) > 0: as ZooKeeper's DatadirCleanupManager, the server purges
+/// once when it starts and then every interval, keeping autopurge.snapRetainCount snapshots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autopurge_keeps_snap_retain_count_snapshots_from_the_start() {
+    let mut server = server_with_many_snapshots().await;
+    let address = server.connect_string();
+    let data_dir = server.data_dir();
+    server.stop();
+    let before = snapshots(&data_dir);
+    assert!(before.len() > 3, "{before:?}");
+    let mut config = std::fs::read_to_string(server.config_path()).expect("read zoo.cfg");
+    config.push_str("autopurge.purgeInterval=1\nautopurge.snapRetainCount=3\n");
+    std::fs::write(server.config_path(), config).expect("write zoo.cfg");
+
+    server.start_again();
+    wait_for_snapshots(&data_dir, "exactly 3", |count| count == 3).await;
+    let after = snapshots(&data_dir);
+    // The three newest are kept: those of before's newest three that are left, plus any taken
+    // since the start (names sort by index), and nothing older.
+    let newest_before = &before[before.len() - 3..];
+    assert!(
+        after
+            .iter()
+            .all(|name| newest_before.contains(name) || name > before.last().unwrap()),
+        "the newest snapshots are kept: before {before:?}, after {after:?}"
     );
+    assert!(
+        server.log().contains("autopurge done"),
+        "the server logs its purge:\n{}",
+        server.log_tail()
+    );
+    assert_all_znodes(&address).await;
 }

@@ -967,4 +967,27 @@ mod timing_tests {
             }
         }
     }
+
+    /// ZooKeeper's rule: a snapshot after a random number of entries in
+    /// [snapCount/2 + 1, snapCount], so the members of an ensemble do not all snapshot at once.
+    #[test]
+    fn snapshot_interval_is_jittered_within_zookeepers_range() {
+        for snap_count in [1u64, 2, 3, 16, 100, 100_000] {
+            let draws: std::collections::BTreeSet<u64> =
+                (0..200).map(|_| jittered_snap_count(snap_count)).collect();
+            let low = snap_count / 2 + 1;
+            for draw in &draws {
+                assert!(
+                    (low.min(snap_count)..=snap_count).contains(draw),
+                    "snapCount={snap_count}: {draw} is outside [{low}, {snap_count}]"
+                );
+            }
+            if snap_count >= 16 {
+                assert!(
+                    draws.len() > 1,
+                    "snapCount={snap_count}: 200 draws gave only {draws:?}"
+                );
+            }
+        }
+    }
 }

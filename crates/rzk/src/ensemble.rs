@@ -61,7 +61,36 @@ pub const PID_FILE: &str = "zookeeper_server.pid";
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const LOG_TAIL_LINES: usize = 20;
 
+/// `rzk ensemble -h` (after the arguments): where the ssh recipe is.
+const AFTER_HELP: &str =
+    "Several hosts: run it on each host over ssh (`rzk ensemble --help` shows how).";
+
+/// `rzk ensemble --help` (after the arguments): what each action does, and how to drive several
+/// hosts over ssh. (The one-line summary is the subcommand's doc comment in main.rs.)
+const AFTER_LONG_HELP: &str = "\
+Each argument is a zoo.cfg, or a directory holding conf/zoo.cfg or zoo.cfg. `start` runs
+`rzk server <cfg>` in the background for each (pid in <dataDir>/zookeeper_server.pid, output in
+<dataDir>/rzk.log or $ZOO_LOG_DIR/rzk-server-<myid>.log) and waits at most 60 s until every one
+answers srvr with a Mode: line; `stop` sends SIGTERM and waits at most 30 s; `status` prints each
+server's Mode: (leader, follower, standalone) and fails if one does not serve.
+
+Example, three members on this host (each directory with conf/zoo.cfg and data/myid):
+    rzk ensemble start  zk1 zk2 zk3
+    rzk ensemble status zk1 zk2 zk3
+    rzk ensemble stop   zk1 zk2 zk3
+
+Several hosts: the command manages only the servers whose zoo.cfg is on the host it runs on, so
+run it on every host, concurrently (each host's `start` waits for a quorum, which needs the
+others):
+    for h in zk1.example zk2.example zk3.example; do
+        ssh -n \"$h\" rzk ensemble start /etc/zookeeper/conf/zoo.cfg &
+    done; wait
+The server runs in its own process group with its output in the log file, so the ssh session may
+close. `stop` and `status` work the same way; `status` only needs the client ports, so it also
+works from any host holding a copy of each zoo.cfg.";
+
 #[derive(clap::Args, Debug)]
+#[command(after_help = AFTER_HELP, after_long_help = AFTER_LONG_HELP)]
 pub struct EnsembleArgs {
     /// What to do with every server.
     #[arg(value_enum)]

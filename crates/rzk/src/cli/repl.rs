@@ -10,7 +10,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
-use rustyline::{Context, Editor, Helper};
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
 use super::shell::{command_names, Flow, Shell};
 use rzk_client::Client;
@@ -96,7 +96,13 @@ fn history_path() -> Option<PathBuf> {
 
 /// Read commands with a prompt until `quit` or end of input (Ctrl-D).
 pub fn run_interactive(shell: &mut Shell) {
-    let mut editor: Editor<ZnodeCompleter, DefaultHistory> = match Editor::new() {
+    // As zkCli's JLine: Tab extends the word to the candidates' common prefix and, when more
+    // than one candidate remains, lists them all at once.
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .completion_show_all_if_ambiguous(true)
+        .build();
+    let mut editor: Editor<ZnodeCompleter, DefaultHistory> = match Editor::with_config(config) {
         Ok(editor) => editor,
         Err(error) => {
             eprintln!(

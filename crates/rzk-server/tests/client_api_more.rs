@@ -79,8 +79,8 @@ async fn connect_with_auth(address: &str, scheme: &str, credentials: &[u8]) -> C
 }
 
 /// removeWatches through the crate (dropping or removing a watcher sends it): removing a data
-/// watch leaves the child watch on the same path, then removing that leaves none; a persistent
-/// watch is removed the same way (WatcherType Any). The server's count (`wchs`) shows each step,
+/// watch leaves the child watch on the same path, then removing that leaves none; a dropped
+/// exist watch and a persistent watch (WatcherType Any) are removed the same way. The server's count (`wchs`) shows each step,
 /// and a change after the removals reaches no one and does not upset the session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(deprecated)] // OneshotWatcher::remove: the crate prefers Drop, which sends the same request unanswered.
@@ -113,6 +113,21 @@ async fn remove_watches_through_the_crate() {
         .await
         .expect("the server removes the child watch");
     assert_eq!(total_watches(&server).await, 0, "no watch is left");
+
+    // Dropping a watcher (the crate's preferred way) sends the same removeWatches unanswered;
+    // requests of a session are handled in order, so it is done once a later reply is back.
+    let (_, exist_watch) = client
+        .check_and_watch_stat("/rw")
+        .await
+        .expect("exists with a watch");
+    assert_eq!(total_watches(&server).await, 1, "the exist watch");
+    drop(exist_watch);
+    client.sync("/").await.expect("a request after the drop");
+    assert_eq!(
+        total_watches(&server).await,
+        0,
+        "the dropped watch is removed"
+    );
 
     let persistent_watch = client
         .watch("/rw", zookeeper_client::AddWatchMode::Persistent)

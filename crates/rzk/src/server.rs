@@ -93,6 +93,9 @@ fn replica_config(config: &Config) -> ReplicaConfig {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
+    // Before anything serves: a SIGTERM/SIGINT that comes while the server starts is held and
+    // stops it cleanly once started, instead of killing the process (exit by signal, not 0).
+    let mut stop = StopSignals::install()?;
     let address = config.client_bind_address();
     let listener = tokio::net::TcpListener::bind(&address).await.map_err(|error| {
         format!("cannot listen on {address}: {error}; is another ZooKeeper or rzk using clientPort {}?", config.client_port)
@@ -114,7 +117,7 @@ async fn serve(config: Config) -> Result<(), String> {
             return Err(error);
         }
     };
-    wait_for_signal().await;
+    stop.wait().await;
     for task in purge.into_iter().chain(http) {
         task.abort();
     }
@@ -168,15 +171,29 @@ async fn http_servers(
     Ok(tasks)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// SIGTERM and SIGINT, caught from the moment [`StopSignals::install`] returns.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let catch = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|error| format!("cannot catch {name}: {error}"))
+        };
+        Ok(StopSignals {
+            terminate: catch(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: catch(SignalKind::interrupt(), "SIGINT")?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
 

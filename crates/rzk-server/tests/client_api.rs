@@ -275,10 +275,13 @@ async fn multi_is_atomic() {
     let mut failing = client.new_multi_writer();
     failing.add_create("/m3", b"", &persistent()).expect("op");
     failing.add_delete("/missing", None).expect("op");
-    let error = failing.commit().await.expect_err("multi fails");
-    assert!(
-        error.to_string().contains("not exist") || format!("{error:?}").contains("NoNode"),
-        "{error:?}"
+    assert_eq!(
+        failing.commit().await,
+        Err(zookeeper_client::MultiWriteError::OperationFailed {
+            index: 1,
+            source: Error::NoNode
+        }),
+        "the delete (op 1) fails with NoNode; op 0 answered ok"
     );
     assert_eq!(
         client.check_stat("/m3").await.expect("exists"),
@@ -435,9 +438,17 @@ async fn check_version_and_multi_read() {
         .new_check_writer("/guard", Some(7))
         .expect("check writer");
     stale.add_set_data("/data", b"v2", None).expect("op");
-    assert!(
-        stale.commit().await.is_err(),
-        "a stale guard version fails the multi"
+    assert_eq!(
+        stale.commit().await,
+        Err(zookeeper_client::CheckWriteError::CheckFailed {
+            source: Error::BadVersion
+        }),
+        "a stale guard version fails the multi at the check"
+    );
+    assert_eq!(
+        client.get_data("/data").await.expect("get /data").0,
+        b"v1",
+        "nothing of the failed multi is applied"
     );
     let mut reader = client.new_multi_reader();
     reader.add_get_data("/data").expect("op");
@@ -454,7 +465,8 @@ async fn check_version_and_multi_read() {
 }
 
 /// A persistent (non-recursive) watch is not removed when it fires, and sees data and child
-/// changes of its node (removeWatches is checked against ZooKeeper in the differential tests).
+/// changes of its node (removeWatches: through this crate in client_api_more.rs, on the wire
+/// against ZooKeeper in crates/rzk/tests/differential.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_watch_keeps_firing() {
     let server = start().await;

@@ -18,9 +18,9 @@ use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::ensemble::{mode, wait_for_leader};
+use support::ensemble::{mode, persistent, wait_for_leader};
 use support::{describe_output, python, stderr_text, stdout_text, zkcli_script, RzkServer};
-use zookeeper_client::{Acls, Client, CreateMode};
+use zookeeper_client::Client;
 
 /// Bound on waits for a state the ensemble must reach (a loaded 2-core machine).
 const WAIT: Duration = Duration::from_secs(60);
@@ -484,11 +484,7 @@ async fn try_write(address: &str, path: &str, bound: Duration) -> Result<(), Str
             .await
             .map_err(|error| format!("connect: {error}"))?;
         client
-            .create(
-                path,
-                b"x",
-                &CreateMode::Persistent.with_acls(Acls::anyone_all()),
-            )
+            .create(path, b"x", &persistent())
             .await
             .map_err(|error| format!("create: {error}"))?;
         Ok(())

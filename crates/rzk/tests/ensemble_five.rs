@@ -8,17 +8,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::ensemble::{connect, mode, wait_for_leader};
+use support::ensemble::{connect, mode, persistent, wait_for_leader};
 use support::RzkServer;
-use zookeeper_client::{Acls, CreateMode};
 
 const CONFIG: &[&str] = &["tickTime=200", "initLimit=10", "syncLimit=5"];
 /// Bound on waits for a state the ensemble must reach (generous: a loaded 2-core machine).
 const WAIT: Duration = Duration::from_secs(60);
-
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_members_survive_two_failures() {

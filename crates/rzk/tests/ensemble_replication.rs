@@ -5,7 +5,8 @@
 //! refused until they return), and `mntr` shows the leader's followers.
 //!
 //! Timing: `tickTime=200`, `syncLimit=5`, so the sync window (a member without its quorum or
-//! leader for this long turns `Looking`) and the election timeout are 1 s.
+//! leader for this long turns `Looking`) is 1 s and the leader lease (the most a survivor waits
+//! before it may vote, `rzk_replication::Timing::derive`) 0.5 s.
 
 mod support;
 #[path = "support/wire.rs"]
@@ -25,8 +26,8 @@ const CONFIG: &[&str] = &["tickTime=200", "initLimit=10", "syncLimit=5"];
 /// syncLimit x tickTime.
 const SYNC_WINDOW: Duration = Duration::from_millis(1_000);
 /// A new leader must be serving within this long after the old one is killed: the followers
-/// notice after at most the election timeout (1 s), wait out the old leader's lease (1 s) and
-/// run one pre-vote + vote round. The margin is for a loaded 2-core machine.
+/// see its connections close, wait out its lease (0.5 s) and run one pre-vote + vote round
+/// (0.5-0.8 s in all, README's ensemble paragraph). The margin is for a loaded 2-core machine.
 const FAILOVER_BOUND: Duration = Duration::from_secs(10);
 /// Bound on waits for a state the ensemble must reach.
 const WAIT: Duration = Duration::from_secs(60);

@@ -66,7 +66,7 @@ impl Snapshots {
             None => None,
             Some((index, file)) => {
                 saved_next.store(index + 1, Ordering::SeqCst);
-                let (meta, data) = decode_snapshot(&file).map_err(|e| {
+                let (meta, data) = decode_snapshot(file).map_err(|e| {
                     crate::ReplicationError::Start(format!(
                         "snapshot at index {index} is not an rzk snapshot ({e}); move it out of the snapshot directory to start without it"
                     ))
@@ -164,17 +164,27 @@ impl Snapshots {
     /// builds a new one).
     async fn current(self: &Arc<Self>) -> Result<Option<RzkSnapshot>, io::Error> {
         let meta = {
-            let current = self.lock();
-            match current.as_ref() {
+            let mut current = self.lock();
+            match current.as_mut() {
                 None => return Ok(None),
                 Some(CurrentSnapshot {
                     meta,
-                    data: Some(data),
+                    data: data @ Some(_),
                 }) => {
+                    // When its file holds it too (the snapshot loaded at start, asked for once
+                    // to be installed) it is handed over rather than copied; asked again, the
+                    // file is read. One kept only in memory (no store, or its save failed) stays.
+                    let index = meta.last_log_id.map_or(0, |id| id.index);
+                    let in_file = self.saved_next.load(Ordering::SeqCst) == index + 1;
+                    let snapshot = if self.store.is_some() && in_file {
+                        data.take().expect("matched Some")
+                    } else {
+                        data.clone().expect("matched Some")
+                    };
                     return Ok(Some(Snapshot {
                         meta: meta.clone(),
-                        snapshot: data.clone(),
-                    }))
+                        snapshot,
+                    }));
                 }
                 Some(CurrentSnapshot { meta, data: None }) => meta.clone(),
             }
@@ -195,7 +205,7 @@ impl Snapshots {
             tracing::warn!(index, "the current snapshot's file is gone or damaged");
             return Ok(None);
         };
-        let (file_meta, data) = decode_snapshot(&file)
+        let (file_meta, data) = decode_snapshot(file)
             .map_err(|e| io_err(format_args!("snapshot at index {index}: {e}")))?;
         if file_meta.last_log_id != meta.last_log_id {
             tracing::warn!(index, file = ?file_meta.last_log_id, current = ?meta.last_log_id,
@@ -223,7 +233,9 @@ fn encode_snapshot_prefix(meta: &SnapshotMeta) -> Result<Vec<u8>, io::Error> {
     Ok(out)
 }
 
-fn decode_snapshot(file: &[u8]) -> Result<(SnapshotMeta, SnapshotData), String> {
+/// The meta and the state of a snapshot file's bytes. The state keeps the file's buffer (its
+/// prefix is moved out, not the state copied out): on a large tree it is hundreds of MiB.
+fn decode_snapshot(mut file: Vec<u8>) -> Result<(SnapshotMeta, SnapshotData), String> {
     let header = file.get(..9).ok_or("shorter than its header")?;
     if &header[..4] != SNAPSHOT_MAGIC {
         return Err("wrong magic".into());
@@ -237,7 +249,8 @@ fn decode_snapshot(file: &[u8]) -> Result<(SnapshotMeta, SnapshotData), String> 
     let meta_len = u32::from_le_bytes(header[5..9].try_into().expect("4 bytes")) as usize;
     let meta_json = file.get(9..9 + meta_len).ok_or("meta runs past the end")?;
     let meta = serde_json::from_slice(meta_json).map_err(|e| format!("meta: {e}"))?;
-    Ok((meta, file[9 + meta_len..].to_vec()))
+    file.drain(..9 + meta_len);
+    Ok((meta, file))
 }
 
 pub(crate) struct StateMachine {

@@ -113,11 +113,13 @@ impl<'a> Reader<'a> {
         self.take(length).map(Some)
     }
     pub fn string(&mut self) -> Result<String, ReadError> {
+        self.str().map(str::to_string)
+    }
+    /// A string borrowed from the bytes (no allocation).
+    pub fn str(&mut self) -> Result<&'a str, ReadError> {
         let offset = self.offset;
         let bytes = self.buffer()?.unwrap_or_default();
-        std::str::from_utf8(bytes)
-            .map(str::to_string)
-            .map_err(|_| format!("invalid UTF-8 at offset {offset}"))
+        std::str::from_utf8(bytes).map_err(|_| format!("invalid UTF-8 at offset {offset}"))
     }
     pub fn id(&mut self) -> Result<Id, ReadError> {
         Ok(Id {

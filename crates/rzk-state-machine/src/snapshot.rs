@@ -189,18 +189,9 @@ fn read_body(options: Options, reader: &mut Reader<'_>) -> Result<StateMachine, 
     if node_count.saturating_mul(NODE_BYTES_MIN as u64) > reader.remaining() as u64 {
         return Err(format!("node count {node_count} exceeds the bytes left"));
     }
-    let mut previous: Option<String> = None;
-    for _ in 0..node_count {
-        let (path, node) = read_node(reader, &lists)?;
-        if previous
-            .as_deref()
-            .is_some_and(|previous| previous >= path.as_str())
-        {
-            return Err(format!("node {path} out of order"));
-        }
-        insert_node(&mut state, &path, node)?;
-        previous = Some(path);
-    }
+    let nodes = read_nodes(&mut state, reader, &lists, node_count as usize)?;
+    // In path order: every insert goes to the end of the map.
+    state.nodes = nodes.into_iter().collect();
     for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
         if !state.nodes.contains_key(special) {
             return Err(format!("{special} is missing"));
@@ -209,8 +200,67 @@ fn read_body(options: Options, reader: &mut Reader<'_>) -> Result<StateMachine, 
     Ok(state)
 }
 
-fn read_node(reader: &mut Reader<'_>, lists: &[Arc<[Acl]>]) -> Result<(String, Node), String> {
-    let path = reader.string()?;
+/// A node read from a snapshot, with its path.
+type PathNode = (Box<str>, Arc<Node>);
+
+/// Every node of the stream, in path order, with its children counted and its kind indexed.
+/// A parent comes before its children (its path is a prefix of theirs), so it is found in the
+/// nodes read so far: usually it is the previous node's parent, else a binary search finds it.
+/// Checks what [`StateMachine::link`] would assert, so a corrupt snapshot is an error and not a
+/// panic.
+fn read_nodes(
+    state: &mut StateMachine,
+    reader: &mut Reader<'_>,
+    lists: &[Arc<[Acl]>],
+    node_count: usize,
+) -> Result<Vec<PathNode>, String> {
+    let extended = state.options.extended_types_enabled;
+    let mut nodes: Vec<PathNode> = Vec::with_capacity(node_count);
+    let mut last_parent = usize::MAX;
+    for _ in 0..node_count {
+        let (path, node) = read_node(reader, lists)?;
+        if nodes
+            .last()
+            .is_some_and(|(previous, _)| &**previous >= path)
+        {
+            return Err(format!("node {path} out of order"));
+        }
+        validate_path(path).map_err(|_| format!("invalid path {path:?}"))?;
+        if path != "/" {
+            let (parent_path, _) =
+                split_parent(path).ok_or_else(|| format!("invalid path {path:?}"))?;
+            if nodes
+                .get(last_parent)
+                .is_none_or(|(p, _)| &**p != parent_path)
+            {
+                last_parent = nodes
+                    .binary_search_by(|(p, _)| (**p).cmp(parent_path))
+                    .map_err(|_| format!("{path}: parent missing"))?;
+            }
+            let parent =
+                Arc::get_mut(&mut nodes[last_parent].1).expect("a node being read is not shared");
+            if let NodeKind::Ephemeral(_) = node_kind(parent.stat.ephemeral_owner, extended) {
+                return Err(format!("{path}: parent is ephemeral"));
+            }
+            parent.child_count = parent
+                .child_count
+                .checked_add(1)
+                .ok_or_else(|| format!("{parent_path}: more than u32::MAX children"))?;
+        }
+        if let NodeKind::Ephemeral(owner) = node_kind(node.stat.ephemeral_owner, extended) {
+            if !state.sessions.contains_key(&owner) {
+                return Err(format!("{path}: owner session {owner:#x} is not open"));
+            }
+        }
+        state.index_kind(path, &node);
+        state.data_size += crate::tree::node_size(path, &node);
+        nodes.push((Box::from(path), Arc::new(node)));
+    }
+    Ok(nodes)
+}
+
+fn read_node<'a>(reader: &mut Reader<'a>, lists: &[Arc<[Acl]>]) -> Result<(&'a str, Node), String> {
+    let path = reader.str()?;
     let acl_index = reader.u32()? as usize;
     let acl = lists
         .get(acl_index)
@@ -236,30 +286,4 @@ fn read_node(reader: &mut Reader<'_>, lists: &[Arc<[Acl]>]) -> Result<(String, N
             child_count: 0,
         },
     ))
-}
-
-/// Check what `link` would assert, so a corrupt snapshot is an error and not a panic.
-fn insert_node(state: &mut StateMachine, path: &str, node: Node) -> Result<(), String> {
-    validate_path(path).map_err(|_| format!("invalid path {path:?}"))?;
-    if path == "/" {
-        state.data_size += crate::tree::node_size(path, &node);
-        state.nodes.insert(Box::from(path), Arc::new(node));
-        return Ok(());
-    }
-    let (parent_path, _) = split_parent(path).ok_or_else(|| format!("invalid path {path:?}"))?;
-    let extended = state.options.extended_types_enabled;
-    let parent = state
-        .nodes
-        .get(parent_path)
-        .ok_or_else(|| format!("{path}: parent missing"))?;
-    if let NodeKind::Ephemeral(_) = node_kind(parent.stat.ephemeral_owner, extended) {
-        return Err(format!("{path}: parent is ephemeral"));
-    }
-    if let NodeKind::Ephemeral(owner) = node_kind(node.stat.ephemeral_owner, extended) {
-        if !state.sessions.contains_key(&owner) {
-            return Err(format!("{path}: owner session {owner:#x} is not open"));
-        }
-    }
-    state.link(Box::from(path), Arc::new(node));
-    Ok(())
 }

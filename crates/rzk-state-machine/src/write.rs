@@ -512,6 +512,13 @@ impl StateMachine {
             .child_count
             .checked_add(1)
             .expect("more than u32::MAX children");
+        self.index_kind(&path, &node);
+        self.data_size += crate::tree::node_size(&path, &node);
+        assert!(self.nodes.insert(path, node).is_none(), "node linked twice");
+    }
+
+    /// Add a node to the index of its kind (its session's ephemerals, containers, TTLs).
+    pub(crate) fn index_kind(&mut self, path: &str, node: &Node) {
         match node_kind(
             node.stat.ephemeral_owner,
             self.options.extended_types_enabled,
@@ -522,16 +529,14 @@ impl StateMachine {
                     .get_mut(&owner)
                     .expect("ephemeral owner has no session");
                 assert!(
-                    session.ephemerals.insert(path.clone()),
+                    session.ephemerals.insert(Box::from(path)),
                     "ephemeral {path} indexed twice"
                 );
             }
-            NodeKind::Container => assert!(self.containers.insert(path.clone())),
-            NodeKind::Ttl(_) => assert!(self.ttls.insert(path.clone())),
+            NodeKind::Container => assert!(self.containers.insert(Box::from(path))),
+            NodeKind::Ttl(_) => assert!(self.ttls.insert(Box::from(path))),
             NodeKind::Persistent => {}
         }
-        self.data_size += crate::tree::node_size(&path, &node);
-        assert!(self.nodes.insert(path, node).is_none(), "node linked twice");
     }
 
     /// Remove a childless node from its parent and the kind indexes.

@@ -115,7 +115,10 @@ pub(crate) fn list_snapshots(dir: &Path) -> Result<Vec<SnapshotInfo>, StorageErr
 fn compress_with_header(index: u64, state: &[&[u8]]) -> Vec<u8> {
     use std::io::Write as _;
     let header_len = SNAPSHOT_HEADER_BYTES as usize;
-    let mut encoder = lz4_flex::frame::FrameEncoder::new(vec![0u8; header_len]);
+    // The frame says how long the state is, so a reader allocates it once.
+    let state_len: usize = state.iter().map(|part| part.len()).sum();
+    let frame = lz4_flex::frame::FrameInfo::new().content_size(Some(state_len as u64));
+    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame, vec![0u8; header_len]);
     for part in state {
         encoder
             .write_all(part)
@@ -134,7 +137,7 @@ pub(crate) fn read_snapshot(path: &Path, index: u64) -> Result<Option<Vec<u8>>, 
     let mut bytes = std::fs::read(path).at(path)?;
     match decode_snapshot(&bytes) {
         Ok((header_index, SNAPSHOT_VERSION_LZ4, payload)) if header_index == index => {
-            let mut state = Vec::with_capacity(payload.len().saturating_mul(2));
+            let mut state = Vec::with_capacity(decompressed_len_hint(payload));
             let mut decoder = lz4_flex::frame::FrameDecoder::new(payload);
             match std::io::Read::read_to_end(&mut decoder, &mut state) {
                 Ok(_) => Ok(Some(state)),
@@ -162,6 +165,32 @@ pub(crate) fn read_snapshot(path: &Path, index: u64) -> Result<Option<Vec<u8>>, 
             tracing::warn!(path = %path.display(), what = error.describe(), "damaged snapshot; skipping it");
             Ok(None)
         }
+    }
+}
+
+/// LZ4 never expands more than 255 to 1: a larger content size in a frame header is not trusted
+/// for an allocation (the decoder then fails on it).
+const LZ4_RATIO_MAX: usize = 255;
+
+/// How many bytes an LZ4 frame decompresses to: the content size its header states (frames
+/// written since the header carries it), else twice the frame (older files; the buffer grows).
+fn decompressed_len_hint(frame: &[u8]) -> usize {
+    const MAGIC: [u8; 4] = 0x184D_2204_u32.to_le_bytes();
+    const FLG_CONTENT_SIZE: u8 = 0x08;
+    let estimate = frame.len().saturating_mul(2);
+    let (Some(magic), Some(&flg)) = (frame.get(..4), frame.get(4)) else {
+        return estimate;
+    };
+    if magic != MAGIC || flg & FLG_CONTENT_SIZE == 0 {
+        return estimate;
+    }
+    let Some(size) = frame.get(6..14) else {
+        return estimate;
+    };
+    let size = u64::from_le_bytes(size.try_into().expect("8 bytes"));
+    match usize::try_from(size) {
+        Ok(size) if size <= frame.len().saturating_mul(LZ4_RATIO_MAX) => size,
+        _ => estimate,
     }
 }
 
@@ -234,6 +263,35 @@ mod tests {
         file.extend_from_slice(&state);
         std::fs::write(store.dir().join(numbered_name(SNAPSHOT_PREFIX, 7)), file).unwrap();
         assert_eq!(store.load_latest().unwrap(), Some((7, state)));
+    }
+
+    // Goal: a saved frame states the state's length (read back as the exact allocation), and
+    // frames without it (files saved before it was written) still read back.
+    #[test]
+    fn frames_state_their_length_and_frames_without_it_still_read() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path()).unwrap();
+        let state = state();
+        let path = store
+            .save_parts(5, &[&state[..100], &state[100..]])
+            .unwrap();
+        let file = std::fs::read(path).unwrap();
+        let frame = &file[SNAPSHOT_HEADER_BYTES as usize..];
+        assert_eq!(decompressed_len_hint(frame), state.len());
+
+        let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        encoder.write_all(&state).unwrap();
+        let old_frame = encoder.finish().unwrap();
+        assert_eq!(decompressed_len_hint(&old_frame), old_frame.len() * 2);
+        let mut file = encode_snapshot_header(6, SNAPSHOT_VERSION_LZ4, &old_frame).to_vec();
+        file.extend_from_slice(&old_frame);
+        std::fs::write(store.dir().join(numbered_name(SNAPSHOT_PREFIX, 6)), file).unwrap();
+        assert_eq!(store.load(6).unwrap(), Some(state.clone()));
+        // A stated length beyond what LZ4 can expand to is not allocated.
+        let mut lying = frame.to_vec();
+        lying[6..14].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(decompressed_len_hint(&lying), lying.len() * 2);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   ephemerals;
 //! - `lastZxidSeen`: a ConnectRequest to a follower with a zxid ahead of what that member has
 //!   applied is refused (the connection closes without a session, as in ZooKeeper), one at or
-//!   below it gets a session.
+//!   below it gets a session; and a session moved to a lagging follower right after each write
+//!   is either refused or sees that write.
 //!
 //! Timing: `tickTime=200`, `syncLimit=5`, as in `ensemble_replication.rs`. Nothing sleeps to
 //! synchronise: every wait polls a named condition against a deadline.
@@ -525,4 +526,81 @@ async fn last_zxid_seen_ahead_of_a_follower_is_refused_at_or_below_accepted() {
         }
     });
     drop(writer);
+}
+
+/// Moves of one session between members while another session writes: how many tries.
+const MOVES: usize = 200;
+
+/// Checks the guarantee `lastZxidSeen` exists for (ZooKeeper's "a client never sees an older
+/// view after it reconnects"), while the follower may lag: a session S (raw, created on the
+/// leader) is reattached to a follower right after each of 200 writes through the leader, with
+/// the write's zxid as lastZxidSeen. The follower either refuses (connection closed without a
+/// ConnectResponse: it has not applied that zxid yet) or accepts S, and then S's `exists` of the
+/// node just written, without `sync`, must find it. A reattach is no log entry, so nothing but
+/// the zxid check keeps S from reading a stale follower. Prints how many moves were refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moved_to_a_follower_never_sees_older_than_its_last_zxid_seen() {
+    let servers = RzkServer::start_ensemble(3, CONFIG);
+    let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let follower = servers[(leader + 1) % 3].port();
+    let writer = connect(&servers[leader].connect_string(), WAIT).await;
+    let moving = tokio::task::block_in_place(|| {
+        let mut wire = Wire::connect(servers[leader].port());
+        let moving = (wire.session_id, wire.password.clone());
+        wire.drop_connection();
+        moving
+    });
+
+    let mut refused = 0;
+    for n in 0..MOVES {
+        let path = format!("/moved-{n}");
+        let (stat, _) = writer
+            .create(&path, b"m", &persistent())
+            .await
+            .unwrap_or_else(|error| panic!("create {path} through the leader: {error}"));
+        let mut request = new_session_request();
+        request.session_id = moving.0;
+        request.password = moving.1.clone();
+        request.last_zxid_seen = stat.czxid;
+        tokio::task::block_in_place(|| {
+            let mut wire = Wire::unconnected(follower);
+            match wire.handshake(&request) {
+                Err(closed) => {
+                    assert_eq!(
+                        closed, "connection closed before a ConnectResponse",
+                        "move {n}: the follower's refusal"
+                    );
+                    refused += 1;
+                }
+                Ok(response) => {
+                    assert_eq!(
+                        response.session_id, moving.0,
+                        "move {n}: the session reattached"
+                    );
+                    let found =
+                        wire.call(&rzk_proto::Request::Exists(rzk_proto::PathWatchRequest {
+                            path: path.clone(),
+                            watch: false,
+                        }));
+                    assert_eq!(
+                        found.err(),
+                        0,
+                        "move {n}: the follower accepted lastZxidSeen {:#x} but does not have \
+                         {path}: {found:?}",
+                        stat.czxid
+                    );
+                    wire.drop_connection();
+                }
+            }
+        });
+    }
+    eprintln!(
+        "{MOVES} moves to a follower right after a write: {refused} refused (the follower had not \
+         applied the write yet), {} accepted and up to date",
+        MOVES - refused
+    );
+    assert!(
+        refused < MOVES,
+        "the follower refused every move; it never caught up with the writes"
+    );
 }

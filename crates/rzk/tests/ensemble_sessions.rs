@@ -545,7 +545,7 @@ async fn a_session_moved_to_a_follower_never_sees_older_than_its_last_zxid_seen(
     let follower = servers[(leader + 1) % 3].port();
     let writer = connect(&servers[leader].connect_string(), WAIT).await;
     let moving = tokio::task::block_in_place(|| {
-        let mut wire = Wire::connect(servers[leader].port());
+        let wire = Wire::connect(servers[leader].port());
         let moving = (wire.session_id, wire.password.clone());
         wire.drop_connection();
         moving

@@ -488,11 +488,11 @@ ls /
 quit
 ";
 
-/// Runs [`EVERY_COMMAND`] through zkCli.sh against `for_java` and through the `rzk cli` binary
+/// Runs `transcript` through zkCli.sh against `for_java` and through the `rzk cli` binary
 /// against `for_rzk` (two servers of the same kind, fresh) and compares the outputs.
-fn assert_every_command_same(for_java: &str, for_rzk: &str) {
-    let reference = zkcli_at(for_java, &[], &EVERY_COMMAND.replace("{server}", for_java));
-    let ours = rzk_cli_binary_at(for_rzk, &[], &EVERY_COMMAND.replace("{server}", for_rzk));
+fn assert_transcript_same(transcript: &str, for_java: &str, for_rzk: &str) {
+    let reference = zkcli_at(for_java, &[], &transcript.replace("{server}", for_java));
+    let ours = rzk_cli_binary_at(for_rzk, &[], &transcript.replace("{server}", for_rzk));
     // `connect {server}` and `history` show the address, which differs between the runs.
     let mask = |text: &str, address: &str| text.replace(address, "{server}");
     assert_same(
@@ -518,7 +518,11 @@ fn every_command_matches_zkcli() {
     let extended = ["-Dzookeeper.extendedTypesEnabled=true"];
     let for_java = support::RefZk::start_with(&[], &extended);
     let for_rzk = support::RefZk::start_with(&[], &extended);
-    assert_every_command_same(&for_java.connect_string(), &for_rzk.connect_string());
+    assert_transcript_same(
+        EVERY_COMMAND,
+        &for_java.connect_string(),
+        &for_rzk.connect_string(),
+    );
 }
 
 /// [`EVERY_COMMAND`] against rzk servers: zkCli.sh against one, the `rzk cli` binary against
@@ -534,5 +538,108 @@ fn every_command_matches_zkcli_against_rzk_servers() {
     }
     let for_java = support::RzkServer::start(&["extendedTypesEnabled=true"]);
     let for_rzk = support::RzkServer::start(&["extendedTypesEnabled=true"]);
-    assert_every_command_same(&for_java.connect_string(), &for_rzk.connect_string());
+    assert_transcript_same(
+        EVERY_COMMAND,
+        &for_java.connect_string(),
+        &for_rzk.connect_string(),
+    );
+}
+
+/// The quota commands, with their checks and messages. ZooKeeper keeps `zookeeper_stats` up
+/// to date (so `listquota` and the `[Warning]` lines show real counts); rzk does not read or
+/// enforce quotas (README), so each test compares the CLIs against like servers.
+const QUOTAS: &str = "\
+create /q
+create /q/c data
+create /q/c/d
+setquota -n 10 /q
+listquota /q
+setquota -b 100 /q
+setquota -N 5 /q
+setquota -B 50 /q
+listquota /q
+setquota -n 1 /q
+setquota -B 1 /q
+setquota -n 1 -b 2 /q
+setquota -n 5 -n 6 /q
+setquota -n 0 /q
+setquota -b -1 /q
+setquota -N 0 /q
+setquota -B -1 /q
+setquota -n x /q
+setquota -b 99999999999 /q
+setquota -n 99999999999 /q
+setquota /q
+setquota -n 5
+setquota -x 5 /q
+setquota -n 5 /q/c
+setquota -n 5 /q/c/d
+setquota -n 5 /
+setquota -n 5 q
+setquota -n 5 /nope
+setquota -n 5 /zookeeper/quota/q
+setquota -n 5 /zookeeper/quotax
+listquota /nope
+listquota /
+listquota q
+listquota
+listquota -x /q
+ls -R /zookeeper/quota
+get /zookeeper/quota/q/zookeeper_limits
+delquota -n /q
+listquota /q
+delquota -b /q
+delquota -N /q
+delquota -B /q
+listquota /q
+delquota -n -b /q
+delquota -x /q
+delquota
+delquota /q
+ls -R /zookeeper/quota
+create /q/e
+setquota -n 3 /q/c/d
+setquota -n 2 /q/e
+setquota -n 3 /q
+setquota -b 7 /q/c
+ls -R /zookeeper/quota
+delquota /q/c/d
+ls -R /zookeeper/quota
+setquota -b 7 /q/c
+delquota /q/c
+delquota /q/c
+delquota /nope
+delquota /
+ls -R /zookeeper/quota
+quit
+";
+
+#[test]
+fn quota_commands_match_zkcli() {
+    if support::skip_without_reference("quota_commands_match_zkcli") {
+        return;
+    }
+    let for_java = support::RefZk::start();
+    let for_rzk = support::RefZk::start();
+    assert_transcript_same(
+        QUOTAS,
+        &for_java.connect_string(),
+        &for_rzk.connect_string(),
+    );
+}
+
+/// [`QUOTAS`] against rzk servers: both CLIs write and read the same quota nodes; the stats
+/// node keeps what the CLI wrote (rzk does not count), so no `[Warning]` line shows.
+#[test]
+fn quota_commands_match_zkcli_against_rzk_servers() {
+    if support::skip_without_reference("quota_commands_match_zkcli_against_rzk_servers") {
+        return;
+    }
+    let for_java = support::RzkServer::start(&[]);
+    let for_rzk = support::RzkServer::start(&[]);
+    assert_transcript_same(
+        QUOTAS,
+        &for_java.connect_string(),
+        &for_rzk.connect_string(),
+    );
 }

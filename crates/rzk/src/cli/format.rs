@@ -49,6 +49,9 @@ fn is_java_space(c: char) -> bool {
 #[derive(Debug, Default)]
 pub struct Options {
     values: HashMap<char, Option<String>>,
+    /// The options in the order they were given (repeats included), for commons-cli's
+    /// option groups, which object to the second member given.
+    pub order: Vec<char>,
     pub args: Vec<String>,
 }
 
@@ -59,6 +62,12 @@ impl Options {
 
     pub fn value(&self, option: char) -> Option<&str> {
         self.values.get(&option).and_then(|value| value.as_deref())
+    }
+
+    /// A repeated option keeps its first value, as commons-cli's `getOptionValue`.
+    fn set(&mut self, option: char, value: Option<String>) {
+        self.values.entry(option).or_insert(value);
+        self.order.push(option);
     }
 }
 
@@ -101,16 +110,14 @@ pub fn parse_options(spec: &[(char, bool)], words: &[String]) -> Result<Options,
                         body[0]
                     ));
                 };
-                options.values.insert(body[0], Some(value));
+                options.set(body[0], Some(value));
             } else {
-                options.values.insert(body[0], None);
+                options.set(body[0], None);
             }
             continue;
         }
         if first_takes_value {
-            options
-                .values
-                .insert(body[0], Some(body[1..].iter().collect()));
+            options.set(body[0], Some(body[1..].iter().collect()));
             continue;
         }
         // A cluster of flags; a letter that takes a value swallows the rest of the word.
@@ -120,11 +127,11 @@ pub fn parse_options(spec: &[(char, bool)], words: &[String]) -> Result<Options,
                 None => return Err(unrecognized()),
                 Some(true) => {
                     let rest: String = body[index + 1..].iter().collect();
-                    options.values.insert(body[index], Some(rest));
+                    options.set(body[index], Some(rest));
                     break;
                 }
                 Some(false) => {
-                    options.values.insert(body[index], None);
+                    options.set(body[index], None);
                 }
             }
             index += 1;

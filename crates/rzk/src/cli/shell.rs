@@ -16,6 +16,8 @@ use rzk_client::{
 use rzk_proto::{DeleteRequest, Stat};
 use tokio::sync::mpsc;
 
+mod quota;
+
 use super::format::{
     id_string, keeper_message, parse_acl, parse_options, perm_string, split_command_line,
     stat_block, validate_path, wrapper_message,
@@ -463,7 +465,10 @@ impl Shell {
                     Ok(())
                 }
             }
-            "setquota" | "listquota" | "delquota" | "reconfig" => Err(Failure::new(format!(
+            "setquota" => self.set_quota(&client, &words),
+            "listquota" => self.list_quota(&client, &words),
+            "delquota" => self.del_quota(&client, &words),
+            "reconfig" => Err(Failure::new(format!(
                 "{command} is not supported by rzk cli yet; use Apache ZooKeeper's zkCli.sh for it"
             ))),
             _ => Ok(()),

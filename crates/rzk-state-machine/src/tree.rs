@@ -20,7 +20,11 @@ const EXTENDED_RESERVED_MASK: i64 = 0x00ff_ff00_0000_0000;
 pub(crate) const TTL_MAX_MS: i64 = (1 << 40) - 1;
 
 /// `StatPersisted`: what is stored. `cversion` counts child creates only.
+///
+/// Packed to 4-byte alignment: 60 bytes instead of 64, so a [`Node`] behind its `Arc` fits
+/// jemalloc's 112-byte class instead of the 128-byte one (16 MiB less per million znodes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, packed(4))]
 pub(crate) struct StoredStat {
     pub czxid: i64,
     pub mzxid: i64,
@@ -47,6 +51,9 @@ pub(crate) struct Node {
     /// How many children the node has (they are the keys under "path/", see [`child_names`]).
     pub child_count: u32,
 }
+
+// One allocation per node holds the `Arc` counts and the node: 112 bytes, a jemalloc size class.
+const _: () = assert!(std::mem::size_of::<Node>() + 16 <= 112);
 
 /// What `ephemeralOwner` says a node is (`EphemeralType.get`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -545,7 +545,8 @@ fn every_command_matches_zkcli_against_rzk_servers() {
     );
 }
 
-/// The quota commands, with their checks and messages. ZooKeeper keeps `zookeeper_stats` up
+/// The quota commands, with their checks and messages, then `reconfig`'s (against a standalone
+/// server: ZooKeeper says "Reconfig is disabled", rzk "Unimplemented", README). ZooKeeper keeps `zookeeper_stats` up
 /// to date (so `listquota` and the `[Warning]` lines show real counts); rzk does not read or
 /// enforce quotas (README), so each test compares the CLIs against like servers.
 const QUOTAS: &str = "\
@@ -611,6 +612,20 @@ delquota /q/c
 delquota /nope
 delquota /
 ls -R /zookeeper/quota
+reconfig
+reconfig -s
+reconfig -add 2=127.0.0.1:1:2;3
+reconfig -remove 3
+reconfig -members 1=127.0.0.1:1:2;3
+reconfig -s -v 100000000 -add 2=127.0.0.1:1:2;3
+reconfig -add 2=x -members 1=y
+reconfig -remove 2 -file /nonexistent/dynamic.cfg
+reconfig -file /nonexistent/dynamic.cfg -members 1=y
+reconfig -file /nonexistent/dynamic.cfg
+reconfig -v zz -add 2=x
+reconfig -add
+reconfig -v -add 2=x
+reconfig -x
 quit
 ";
 

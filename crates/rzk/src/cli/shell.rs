@@ -17,6 +17,7 @@ use rzk_proto::{DeleteRequest, Stat};
 use tokio::sync::mpsc;
 
 mod quota;
+mod reconfig;
 
 use super::format::{
     id_string, keeper_message, parse_acl, parse_options, perm_string, split_command_line,
@@ -361,6 +362,8 @@ impl Shell {
     fn process(&mut self, words: Vec<String>) -> Flow {
         let (flow, result) = self.process_command(words);
         match result {
+            // zkCli's `quit` exits from inside the command, with the previous command's code.
+            Ok(()) if flow == Flow::Quit => {}
             Ok(()) => self.exit_code = EXIT_OK,
             Err(failure) => {
                 self.exit_code = failure.exit_code;
@@ -468,9 +471,7 @@ impl Shell {
             "setquota" => self.set_quota(&client, &words),
             "listquota" => self.list_quota(&client, &words),
             "delquota" => self.del_quota(&client, &words),
-            "reconfig" => Err(Failure::new(format!(
-                "{command} is not supported by rzk cli yet; use Apache ZooKeeper's zkCli.sh for it"
-            ))),
+            "reconfig" => self.reconfig(&client, &words),
             _ => Ok(()),
         };
         (Flow::Continue, result)

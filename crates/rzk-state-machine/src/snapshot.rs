@@ -40,6 +40,8 @@ pub struct SnapshotCopy {
     last_zxid: i64,
     sessions: Vec<(SessionId, i32)>,
     nodes: Nodes,
+    /// Sum of path and data lengths over the nodes, to size the encoding in one allocation.
+    data_size: u64,
 }
 
 // The copy is made under the server's lock and encoded on a blocking thread.
@@ -54,6 +56,7 @@ impl SnapshotCopy {
             last_zxid: state.last_zxid,
             sessions: state.sessions(),
             nodes: state.nodes.clone(),
+            data_size: state.data_size,
         }
     }
 
@@ -64,7 +67,18 @@ impl SnapshotCopy {
 
     /// The snapshot bytes (see the module docs). O(znodes); needs no access to the live state.
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = Writer::default();
+        // Written in place after room for the header, in one allocation: of a large tree the
+        // encoding is hundreds of MiB, and growing it (or copying it behind a header) would
+        // touch that much memory again.
+        let capacity = usize::try_from(self.data_size)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.nodes.len().saturating_mul(NODE_BYTES_MIN))
+            .saturating_add(self.sessions.len().saturating_mul(12))
+            .saturating_add(HEADER_BYTES + 1024);
+        let mut body = Writer {
+            bytes: Vec::with_capacity(capacity),
+        };
+        body.bytes.resize(HEADER_BYTES, 0);
         body.i64(self.last_zxid);
         body.u32(u32::try_from(self.sessions.len()).expect("more than u32::MAX sessions"));
         for (id, timeout_ms) in &self.sessions {
@@ -80,12 +94,15 @@ impl SnapshotCopy {
         for ((path, node), acl_index) in self.nodes.iter().zip(index_of) {
             write_node(&mut body, path, acl_index, node);
         }
-        let mut out = Vec::with_capacity(HEADER_BYTES + body.bytes.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-        out.extend_from_slice(&(body.bytes.len() as u64).to_be_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body.bytes).to_be_bytes());
-        out.extend_from_slice(&body.bytes);
+        let mut out = body.bytes;
+        let body_len = (out.len() - HEADER_BYTES) as u64;
+        let crc = crc32c::crc32c(&out[HEADER_BYTES..]);
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+        header.extend_from_slice(&body_len.to_be_bytes());
+        header.extend_from_slice(&crc.to_be_bytes());
+        out[..HEADER_BYTES].copy_from_slice(&header);
         out
     }
 }

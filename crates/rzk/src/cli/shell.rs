@@ -187,8 +187,13 @@ pub struct Shell {
     print_watches: bool,
     exit_code: i32,
     watches: WatchTable,
-    /// Set after AuthFailed: the Java client reports no Disconnected after it.
+    /// Set after AuthFailed: the Java client's event thread stops there, so no later event
+    /// of this session (Disconnected, Closed) is printed.
     auth_failed: bool,
+    /// Set by AuthFailed until a command sends a request: zkCli does not wait for
+    /// `addauth`'s answer, so the commands right after it still find the session alive, and
+    /// the first request fails with AuthFailed; only later commands say "Not connected".
+    auth_failed_unseen: bool,
     /// The last parsed line, re-run for a blank-but-not-empty line as zkCli does.
     last_words: Vec<String>,
     /// `addWatch`'s mode. zkCli keeps one `AddWatchCommand` object for the whole process and
@@ -218,6 +223,7 @@ impl Shell {
             exit_code: EXIT_OK,
             watches: WatchTable::default(),
             auth_failed: false,
+            auth_failed_unseen: false,
             last_words: Vec::new(),
             add_watch_mode: AddWatchMode::PersistentRecursive,
         }
@@ -283,7 +289,7 @@ impl Shell {
 
     fn deliver(&mut self, event: WatchedEvent) {
         self.watches.on_event(&event);
-        if event.state == KeeperState::Disconnected && self.auth_failed {
+        if self.auth_failed && event.state != KeeperState::AuthFailed {
             return;
         }
         if self.print_watches {
@@ -302,6 +308,7 @@ impl Shell {
         self.host = host.to_owned();
         self.watches = WatchTable::default();
         self.auth_failed = false;
+        self.auth_failed_unseen = false;
         let timeout = self.session_timeout;
         match self.runtime.block_on(Client::connect(host, timeout)) {
             Ok(client) => {
@@ -430,7 +437,8 @@ impl Shell {
             }
             _ => {}
         }
-        let Some(client) = self.client().filter(|client| client.is_alive()) else {
+        let unseen = self.auth_failed_unseen;
+        let Some(client) = self.client().filter(|client| client.is_alive() || unseen) else {
             self.print_line("Not connected");
             return (Flow::Continue, Ok(()));
         };
@@ -453,6 +461,8 @@ impl Shell {
             "whoami" => self.who_am_i(&client),
             "config" => self.config(&client, &words),
             "close" => {
+                // A closeSession request: on a failed session it is what fails (unseen).
+                self.auth_failed_unseen = false;
                 let _ = self.runtime.block_on(client.close());
                 self.flush_events();
                 Ok(())
@@ -505,7 +515,14 @@ impl Shell {
     ) -> Result<T, ClientError> {
         let result = self.runtime.block_on(future);
         self.flush_events();
-        result
+        match result {
+            // A request on a session that failed authentication (see `auth_failed_unseen`).
+            Err(error) if self.auth_failed && !matches!(error, ClientError::Keeper(_)) => {
+                self.auth_failed_unseen = false;
+                Err(ClientError::Keeper(ErrorCode::AuthFailed))
+            }
+            other => other,
+        }
     }
 
     fn create(&mut self, client: &Client, words: &[String]) -> CommandResult {
@@ -980,17 +997,24 @@ impl Shell {
         if options.args.len() < 2 {
             return Err(Failure::new(usage_of("addauth")));
         }
+        if self.auth_failed {
+            // zkCli queues the packet on the failed session without waiting: nothing shows.
+            return Ok(());
+        }
         let scheme = options.args[1].clone();
         let auth = options
             .args
             .get(2)
             .map(|text| text.as_bytes().to_vec())
             .unwrap_or_default();
-        // zkCli does not wait for the answer; a failure shows up as an AuthFailed event.
-        if let Err(ClientError::Keeper(ErrorCode::AuthFailed)) =
-            self.call(client.add_auth(&scheme, &auth))
-        {
-            self.auth_failed = true;
+        // zkCli does not wait for the answer; a failure shows up as an AuthFailed event (and
+        // no Disconnected, which the closing connection may already have queued here).
+        let result = self.runtime.block_on(client.add_auth(&scheme, &auth));
+        let failed = matches!(result, Err(ClientError::Keeper(ErrorCode::AuthFailed)));
+        self.auth_failed |= failed;
+        self.auth_failed_unseen |= failed;
+        self.flush_events();
+        if failed {
             self.deliver(WatchedEvent {
                 event_type: EventType::None,
                 state: KeeperState::AuthFailed,
@@ -1088,9 +1112,8 @@ impl Shell {
     }
 
     fn who_am_i(&mut self, client: &Client) -> CommandResult {
-        let clients = self
-            .call(client.who_am_i())
-            .map_err(|error| Failure::new(error.to_string()))?;
+        // `ZooKeeper.whoAmI` ignores the reply's error: the header line, then nothing.
+        let clients = self.call(client.who_am_i()).unwrap_or_default();
         self.print_line("Auth scheme: User");
         for info in clients {
             self.print_line(&format!("{}: {}", info.auth_scheme, info.user));

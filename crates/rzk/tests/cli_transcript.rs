@@ -1,6 +1,11 @@
 //! `rzk cli` against Debian's zkCli.sh 3.8.0: the same transcript through both, each against
-//! its own fresh Apache ZooKeeper 3.8.0, compared stream by stream after normalising what
-//! must differ (zxids, times, sequence numbers, JVM noise, the version line).
+//! its own fresh Apache ZooKeeper 3.8.0 (and again each against its own rzk server), compared
+//! stream by stream after normalising what must differ (zxids, times, sequence numbers, JVM
+//! noise, the version string, the server address).
+//!
+//! Transcripts: [`TRANSCRIPT`] (the tutorial), [`EVERY_COMMAND`] (every command and option
+//! with their error lines), [`QUOTAS`] (quotas and reconfig), [`FAILED_AUTH`]; one-shot runs
+//! compare exit codes too.
 //!
 //! The CLI is driven through `cli::run_with` (the module compiled into this test), because
 //! the binary's `cli` subcommand is wired by the lead in main.rs.
@@ -503,6 +508,22 @@ setAcl -R /tree world:anyone:cdrwa
 getAcl /tree/z
 deleteall -b 1 /tree
 deleteall /r3
+create /multi x world:anyone:r,digest:u:Jq7wMyA/w2Vd5WIDAKdu4OIIFEQ=:cdrwa,ip:127.0.0.1:rw
+getAcl /multi
+setAcl /multi ip:127.0.0.1:cdrwa,world:anyone:r
+getAcl -s /multi
+set /multi 'two words'
+get /multi
+set /multi \"double quoted\" ignored
+get -s -w /multi
+create /badacl x bogus:acl
+create /badperm x world:anyone:xyz
+create /noperm x world:anyone:
+create -e /e2
+delete /e2
+ls -s -R /tree
+ls -R -w /multi
+set /multi changed
 set /a loud
 ls /
 quit

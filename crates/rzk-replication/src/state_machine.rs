@@ -16,7 +16,7 @@
 //! log is not purged past the newest snapshot that is on disk, so a restart still recovers.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::StreamExt;
@@ -48,6 +48,10 @@ pub(crate) struct Snapshots {
     current: Mutex<Option<CurrentSnapshot>>,
     /// Index + 1 of the newest snapshot saved as a file (0: none). The log is not purged past it.
     saved_next: Arc<AtomicU64>,
+    /// Set while the snapshot loaded at open has not been installed: its bytes go back to the
+    /// current snapshot once, for openraft's second look at it while starting (see
+    /// `install_snapshot`).
+    loaded_at_open: AtomicBool,
 }
 
 impl Snapshots {
@@ -56,6 +60,7 @@ impl Snapshots {
             store: None,
             current: Mutex::new(None),
             saved_next: Arc::default(),
+            loaded_at_open: AtomicBool::new(false),
         })
     }
 
@@ -80,6 +85,7 @@ impl Snapshots {
         };
         Ok(Arc::new(Snapshots {
             store: Some(store),
+            loaded_at_open: AtomicBool::new(current.is_some()),
             current: Mutex::new(current),
             saved_next,
         }))
@@ -376,12 +382,16 @@ impl RaftStateMachine<Rzk> for StateMachine {
             self.applied.advance(last.index);
         }
         // On restart openraft installs the snapshot it just read from us: no need to write it
-        // again, nor to keep its bytes in memory (its file holds them).
+        // again, nor to keep its bytes in memory (its file holds them). Except once: still
+        // starting, openraft asks for the current snapshot again (for its meta), and reading and
+        // decompressing the file for that costs as much again as the bytes in hand, which are
+        // handed over then (and dropped by openraft).
         if self.snapshots.current_log_id() != meta.last_log_id || self.snapshots.lock().is_none() {
             self.snapshots.keep(meta, snapshot).await.1?;
         } else if self.snapshots.store.is_some() {
+            let hand_back = self.snapshots.loaded_at_open.swap(false, Ordering::SeqCst);
             if let Some(current) = self.snapshots.lock().as_mut() {
-                current.data = None;
+                current.data = hand_back.then_some(snapshot);
             }
         }
         Ok(())

@@ -14,13 +14,18 @@ pub(crate) fn validate_path(path: &str) -> Result<(), ErrorCode> {
     if rest.ends_with('/') {
         return Err(ErrorCode::BadArguments);
     }
-    for component in rest.split('/') {
-        if component.is_empty() || component == "." || component == ".." {
-            return Err(ErrorCode::BadArguments);
-        }
-        if component.chars().any(is_forbidden_char) {
-            return Err(ErrorCode::BadArguments);
-        }
+    rest.split('/').try_for_each(validate_name)
+}
+
+/// One component of a path: not empty, `.` or `..`, and none of the characters ZooKeeper
+/// forbids (checked byte by byte for printable ASCII, the common case).
+pub(crate) fn validate_name(name: &str) -> Result<(), ErrorCode> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(ErrorCode::BadArguments);
+    }
+    let printable_ascii = name.bytes().all(|byte| (0x20..0x7f).contains(&byte));
+    if !printable_ascii && name.chars().any(is_forbidden_char) {
+        return Err(ErrorCode::BadArguments);
     }
     Ok(())
 }

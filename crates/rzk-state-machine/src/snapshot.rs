@@ -24,7 +24,7 @@ use std::sync::Arc;
 use rzk_proto::Acl;
 
 use crate::jute::{Reader, Writer};
-use crate::path::{split_parent, validate_path};
+use crate::path::{split_parent, validate_name};
 use crate::tree::{node_kind, Node, NodeKind, Nodes, StoredStat};
 use crate::{Options, Session, SessionId, SnapshotError, StateMachine};
 
@@ -266,10 +266,15 @@ fn read_nodes(
         {
             return Err(format!("node {path} out of order"));
         }
-        validate_path(path).map_err(|_| format!("invalid path {path:?}"))?;
         if path != "/" {
-            let (parent_path, _) =
+            let (parent_path, name) =
                 split_parent(path).ok_or_else(|| format!("invalid path {path:?}"))?;
+            // The parent's path was validated when it was read, so the path is valid when its
+            // last name is and it is the parent's path, a slash and the name ("//a" splits
+            // into "/" and "a" too).
+            if validate_name(name).is_err() || path.starts_with("//") {
+                return Err(format!("invalid path {path:?}"));
+            }
             if nodes
                 .get(last_parent)
                 .is_none_or(|(p, _)| &**p != parent_path)

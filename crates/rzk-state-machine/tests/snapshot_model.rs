@@ -249,6 +249,20 @@ fn missing_or_ephemeral_parents_are_refused() {
         matches!(&error, Some(SnapshotError::Corrupt(why)) if why.contains("/a/b: parent missing")),
         "{error:?}"
     );
+    // Invalid paths whose parent exists: an empty name ("//b" splits into "/" and "b"), "."
+    // and a control character.
+    let mut h = Harness::new();
+    h.mk("/ab");
+    h.mk("/c");
+    h.mk("/c/d");
+    let bytes = h.sm.snapshot();
+    for (from, to) in [("/ab", "//b"), ("/c/d", "/c/."), ("/c/d", "/c/\u{7}")] {
+        let error = StateMachine::restore(Options::default(), &renamed(&bytes, from, to)).err();
+        assert!(
+            matches!(&error, Some(SnapshotError::Corrupt(why)) if why.contains("invalid path")),
+            "{from} -> {to}: {error:?}"
+        );
+    }
     // "/d-/c" becomes "/d/cc": still in path order ('-' sorts before '/'), now a child of the
     // ephemeral "/d".
     let mut h = Harness::new();

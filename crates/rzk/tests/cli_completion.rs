@@ -140,13 +140,20 @@ impl Terminal {
     }
 
     /// Types `typed` on an empty input line, presses Tab, and returns the candidates listed
-    /// once `last` is among them (the input line unchanged). The line is cleared afterwards.
+    /// below it once `last` is among them and the prompt is repainted below the list with
+    /// the input unchanged. The line is cleared afterwards.
     fn candidates(&self, typed: &str, last: &str) -> Vec<String> {
         self.type_text(typed);
         self.wait_for_input(typed);
         self.press("Tab");
         let screen = self.wait_for(&format!("the candidates for {typed:?}"), |screen| {
-            screen.contains(last) && input_line(screen).as_deref() == Some(typed)
+            let lines: Vec<&str> = screen.lines().collect();
+            let listed = words_of(&after_previous_prompt(screen));
+            let prompts: Vec<&&str> = lines.iter().filter(|l| l.starts_with("[zk: ")).collect();
+            let typed_twice = prompts.len() >= 2
+                && prompts[prompts.len() - 2].trim_end().ends_with(typed)
+                && input_line(screen).as_deref() == Some(typed);
+            typed_twice && listed.iter().any(|word| word == last)
         });
         self.press("C-u");
         self.wait_for_input("");
@@ -293,10 +300,11 @@ fn tab_completes_commands_and_znode_paths_in_a_real_terminal() {
     );
 
     // Several candidates: the word stays (what was typed is their common prefix) and all of
-    // them are listed at once, as JLine does in zkCli, for paths and for command names.
+    // them are listed at once, as JLine does in zkCli, for paths (child names, as zkCli's
+    // completer offers them) and for command names.
     assert_eq!(
-        terminal.candidates("ls /java/s", "/java/struts"),
-        ["/java/spring", "/java/struts"]
+        terminal.candidates("ls /java/s", "struts"),
+        ["spring", "struts"]
     );
     assert_eq!(
         terminal.candidates("get", "getEphemerals"),

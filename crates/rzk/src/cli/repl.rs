@@ -68,18 +68,14 @@ impl Completer for ZnodeCompleter {
             .runtime
             .block_on(client.get_children(parent, false))
             .unwrap_or_default();
-        let base = if parent == "/" {
-            String::new()
-        } else {
-            parent.to_owned()
-        };
+        // As JLineZNodeCompleter: the candidates are child names, replacing what follows
+        // the last `/` (so a list of them shows names, not paths).
         let mut candidates: Vec<String> = children
             .into_iter()
             .filter(|child| child.starts_with(prefix))
-            .map(|child| format!("{base}/{child}"))
             .collect();
         candidates.sort();
-        Ok((start, candidates))
+        Ok((start + slash + 1, candidates))
     }
 }
 

@@ -93,6 +93,7 @@ impl Request {
                 | Request::Check(_)
                 | Request::Multi(_)
                 | Request::DeleteContainer(_)
+                | Request::Reconfig(_)
         )
     }
 }

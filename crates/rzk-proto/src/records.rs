@@ -136,7 +136,8 @@ pub struct CheckVersionRequest {
     pub version: i32,
 }
 
-/// reconfig (16). rzk answers it (Unimplemented/ReconfigDisabled) but must decode it.
+/// reconfig (16). rzk answers it with ReconfigDisabled (through the log, as a failed write) but
+/// must decode it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReconfigRequest {
     pub joining_servers: Option<String>,

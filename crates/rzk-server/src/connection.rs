@@ -341,14 +341,6 @@ impl SessionReader {
             Request::Auth(packet) => Some((self.add_auth(packet), Some(0))),
             // No SASL configured: ZooKeeper answers an empty token and the session goes on.
             Request::Sasl(_) => Some((Ok(Response::ErrorBody { err: 0 }), Some(0))),
-            Request::Reconfig(_) => Some((
-                Err(if self.shared.options.standalone {
-                    ErrorCode::Unimplemented
-                } else {
-                    ErrorCode::ReconfigDisabled
-                }),
-                None,
-            )),
             _ => None,
         };
         let auth_failed = matches!(ready, Some((Err(ErrorCode::AuthFailed), _)));

@@ -166,6 +166,10 @@ impl StateMachine {
             Request::SetAcl(record) => self.set_acl(context, auth, record),
             Request::Check(record) => self.check(context, auth, record),
             Request::DeleteContainer(record) => self.delete_container(context, record),
+            // Dynamic reconfig is not served: answered as ZooKeeper does with its default
+            // reconfigEnabled=false, a failed write that consumes a zxid (README, "What rzk does
+            // not serve yet").
+            Request::Reconfig(_) => Err(ErrorCode::ReconfigDisabled),
             _ => Err(ErrorCode::Unimplemented),
         }
     }

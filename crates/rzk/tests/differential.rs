@@ -35,8 +35,8 @@ use std::time::Duration;
 use rzk_proto::{
     Acl, AddWatchRequest, AuthPacket, CheckVersionRequest, ConnectRequest, CreateRequest,
     CreateTtlRequest, DeleteRequest, ErrorCode, EventType, Id, MultiResult, PathRequest,
-    PathWatchRequest, RemoveWatchesRequest, Request, Response, SetAclRequest, SetDataRequest,
-    SetWatches, Stat,
+    PathWatchRequest, ReconfigRequest, RemoveWatchesRequest, Request, Response, SetAclRequest,
+    SetDataRequest, SetWatches, Stat,
 };
 use support::{RefZk, RzkServer};
 use wire::{Answer, Ending, Wire};
@@ -2271,4 +2271,39 @@ async fn client_script(address: String) -> Vec<String> {
         });
     out.push(format!("whoami after auth: {auth_users:?}"));
     out
+}
+
+/// reconfig (opcode 16) with ZooKeeper's default `reconfigEnabled=false`: 3.8.0 answers
+/// ReconfigDisabled (-123), standalone too (the check comes before the standalone one in
+/// PrepRequestProcessor), and the session goes on (ZK-COMPAT §1b dynamic reconfig).
+#[test]
+fn reconfig_when_disabled_matches_zookeeper() {
+    differential(
+        "reconfig_when_disabled_matches_zookeeper",
+        Setup::default(),
+        |r| {
+            let s = r.open();
+            r.op(
+                s,
+                "reconfig -add server.9=127.0.0.1:1:2;3",
+                Request::Reconfig(ReconfigRequest {
+                    joining_servers: Some("server.9=127.0.0.1:1:2;3".to_string()),
+                    leaving_servers: None,
+                    new_members: None,
+                    cur_config_id: -1,
+                }),
+            );
+            r.op(
+                s,
+                "reconfig -remove 1",
+                Request::Reconfig(ReconfigRequest {
+                    joining_servers: None,
+                    leaving_servers: Some("1".to_string()),
+                    new_members: None,
+                    cur_config_id: -1,
+                }),
+            );
+            r.op(s, "session still served", exists("/", false));
+        },
+    );
 }

@@ -2,7 +2,7 @@
 //!
 //! Ordering rules (ZooKeeper's `CommitProcessor` constraints, kept here in one place):
 //! 1. Replies to one session leave in request order. Each attached session has a FIFO of
-//!    [`Pending`] requests; only the head may be answered.
+//!    `Pending` requests; only the head may be answered.
 //! 2. A read waits behind its own session's pending writes, and runs on the state machine
 //!    between applies (under this lock), so it sees every write its session made before it.
 //! 3. Watch events are pushed to a session's outbound queue at apply time, under the same lock

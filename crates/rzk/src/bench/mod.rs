@@ -95,7 +95,7 @@ pub struct BenchArgs {
     /// the rate, and exit (no load run, nothing deleted).
     #[arg(long, value_name = "N")]
     pub populate: Option<u64>,
-    /// Parent znode of everything the run creates. Default: /rzk-bench-<pid>-<ms> for a load
+    /// Parent znode of everything the run creates. Default: /rzk-bench-{pid}-{ms} for a load
     /// run (deleted afterwards), /rzk-bench-populate for --populate.
     #[arg(long)]
     pub prefix: Option<String>,

@@ -92,7 +92,7 @@ pub fn error_kind(error: &ClientError) -> String {
     }
 }
 
-/// CPU time and memory of one process, read from /proc/<pid>/stat and /proc/<pid>/status.
+/// CPU time and memory of one process, read from `/proc/<pid>/stat` and `/proc/<pid>/status`.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcSample {
     pub cpu: Duration,
@@ -101,7 +101,7 @@ pub struct ProcSample {
     pub rss_peak_bytes: u64,
 }
 
-/// Read a sample of `pid` ("self" for this process). Fields 14 and 15 of /proc/<pid>/stat
+/// Read a sample of `pid` ("self" for this process). Fields 14 and 15 of `/proc/<pid>/stat`
 /// are utime and stime in clock ticks and field 24 is rss in pages (proc(5)); the command
 /// name (field 2) may contain spaces, so fields are counted after its closing parenthesis.
 pub fn proc_sample(pid: &str) -> Result<ProcSample, String> {

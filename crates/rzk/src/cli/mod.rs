@@ -4,7 +4,7 @@
 //! - this file: arguments, the one-shot / line-by-line / interactive entry points;
 //! - [`shell`]: the command interpreter (`ZooKeeperMain.processZKCmd` and the `cli/*Command`s),
 //!   with the quota commands and `reconfig` in its `quota` and `reconfig` submodules;
-//! - [`format`]: the exact text (stat block, dates, errors, option and line parsing);
+//! - [`format`](mod@format): the exact text (stat block, dates, errors, option and line parsing);
 //! - [`repl`]: the interactive terminal (rustyline: history file, completion).
 //!
 //! Modes, as zkCli: command words after the options run that one command and exit with its

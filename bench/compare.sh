@@ -22,4 +22,5 @@ fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 echo "[compare] cargo build --release -p rzk (target dir $target_dir)" >&2
 cargo build --release -p rzk >&2
-exec python3 bench/compare.py --rzk "$target_dir/release/rzk" "$@"
+# Absolute: compare.py starts the servers from their own working directories.
+exec python3 bench/compare.py --rzk "$(realpath "$target_dir/release/rzk")" "$@"

@@ -968,6 +968,36 @@ mod timing_tests {
         }
     }
 
+    /// initLimit is ZooKeeper's bound, in ticks, on how long a follower may take to sync with a
+    /// new leader: it bounds openraft's snapshot transfer to a member that is far behind, as
+    /// syncLimit bounds the leader lease (above). snapCount becomes openraft's snapshot policy.
+    #[test]
+    fn init_limit_and_snap_count_map_to_openraft() {
+        let mut zk = config(2000, 5);
+        zk.init_limit = 10;
+        zk.snap_count = 1000;
+        let raft = raft_config(&zk).expect("openraft accepts ZooKeeper's sample settings");
+        assert_eq!(
+            raft.install_snapshot_timeout, 20_000,
+            "initLimit x tickTime in ms"
+        );
+        match raft.snapshot_policy {
+            openraft::SnapshotPolicy::LogsSinceLast(entries) => {
+                assert!(
+                    (501..=1000).contains(&entries),
+                    "snapCount=1000 gave {entries}"
+                )
+            }
+            other => panic!("snapCount must be a LogsSinceLast policy, got {other:?}"),
+        }
+        zk.init_limit = 0;
+        assert_eq!(
+            raft_config(&zk).unwrap().install_snapshot_timeout,
+            2000,
+            "initLimit=0 counts as one tick"
+        );
+    }
+
     /// ZooKeeper's rule: a snapshot after a random number of entries in
     /// [snapCount/2 + 1, snapCount], so the members of an ensemble do not all snapshot at once.
     #[test]

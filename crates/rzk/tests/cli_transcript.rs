@@ -751,7 +751,24 @@ fn failed_addauth_matches_zkcli() {
     };
     let ours = rzk_cli_binary_at(&address, &[], &transcript);
     let mask = |text: &str| text.replace(&address, "{server}");
-    assert_same("stdout", &mask(&reference.stdout), &mask(&ours.stdout));
+    // How many of the commands after the failure print "Not connected" is a second race in
+    // zkCli (its event thread closing the session while the main thread reads on): six runs of
+    // this transcript against one quiet ZooKeeper 3.8.0 printed it 4, 5, 4, 4, 4 and 4 times,
+    // and earlier runs 3 times. Compare with each run of those lines as one line.
+    let one_not_connected = |text: &str| {
+        let mut lines: Vec<&str> = Vec::new();
+        for line in text.lines() {
+            if !(line == "Not connected" && lines.last() == Some(&"Not connected")) {
+                lines.push(line);
+            }
+        }
+        lines.join("\n")
+    };
+    assert_same(
+        "stdout",
+        &one_not_connected(&mask(&reference.stdout)),
+        &one_not_connected(&mask(&ours.stdout)),
+    );
     assert_same("stderr", &mask(&reference.stderr), &mask(&ours.stderr));
     assert_eq!(reference.code, ours.code, "exit code after quit");
 }

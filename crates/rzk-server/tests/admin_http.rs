@@ -194,10 +194,6 @@ async fn scrape(address: SocketAddr) -> Scrape {
     parse_exposition(&response.body)
 }
 
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
 // --- Tests ---------------------------------------------------------------------------------
 
 /// Goal: every command answers 200 with ZooKeeper's JSON envelope, under its primary name, by
@@ -290,7 +286,7 @@ async fn commands_report_the_servers_state() {
         .expect("znode_count");
     let client = connect(&server.address).await;
     client
-        .create("/java", b"spring", &persistent())
+        .create("/java", b"spring", &support::persistent())
         .await
         .expect("create /java");
     let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
@@ -557,7 +553,7 @@ async fn metrics_move_after_client_requests() {
 
     let client = connect(&server.address).await;
     client
-        .create("/java", b"spring", &persistent())
+        .create("/java", b"spring", &support::persistent())
         .await
         .expect("create");
     for _ in 0..3 {
@@ -620,7 +616,7 @@ async fn metrics_registries_are_per_server() {
     metrics::serve(second.server.shared().clone(), second_listener);
     let client = connect(&first.address).await;
     client
-        .create("/only-here", b"", &persistent())
+        .create("/only-here", b"", &support::persistent())
         .await
         .expect("create");
     // The count is recorded as the reply is written: poll (bounded) until the scrape shows it.
@@ -660,7 +656,7 @@ async fn metrics_report_log_fsyncs_as_a_histogram() {
     let client = connect(&server.address).await;
     for i in 0..5 {
         client
-            .create(&format!("/synced{i}"), b"x", &persistent())
+            .create(&format!("/synced{i}"), b"x", &support::persistent())
             .await
             .expect("create");
     }

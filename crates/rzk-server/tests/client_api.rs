@@ -8,17 +8,13 @@ use std::time::Duration;
 use support::{connect, fast_expiry_options, start, start_with, within};
 use zookeeper_client::{Acls, AddWatchMode, CreateMode, Error, EventType, MultiWriteResult};
 
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
 /// The tutorial's session (§3.3): create, ls, get, set, stat, delete on a fresh server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tutorial_session_create_ls_get_set_delete() {
     let server = start().await;
     let client = connect(&server.address).await;
     let (created, _) = client
-        .create("/java", b"spring", &persistent())
+        .create("/java", b"spring", &support::persistent())
         .await
         .expect("create /java");
     assert_eq!(created.version, 0);
@@ -47,11 +43,17 @@ async fn tutorial_session_create_ls_get_set_delete() {
     client.delete("/java", Some(1)).await.expect("delete /java");
     assert_eq!(client.get_data("/java").await, Err(Error::NoNode));
     assert_eq!(
-        client.create("/java", b"", &persistent()).await.map(|_| ()),
+        client
+            .create("/java", b"", &support::persistent())
+            .await
+            .map(|_| ()),
         Ok(())
     );
     assert_eq!(
-        client.create("/java", b"", &persistent()).await.map(|_| ()),
+        client
+            .create("/java", b"", &support::persistent())
+            .await
+            .map(|_| ()),
         Err(Error::NodeExists)
     );
 }
@@ -63,15 +65,15 @@ async fn sequential_suffix_and_cversion_rules() {
     let server = start().await;
     let client = connect(&server.address).await;
     client
-        .create("/seq", b"", &persistent())
+        .create("/seq", b"", &support::persistent())
         .await
         .expect("create /seq");
     client
-        .create("/seq/a", b"", &persistent())
+        .create("/seq/a", b"", &support::persistent())
         .await
         .expect("create a");
     client
-        .create("/seq/b", b"", &persistent())
+        .create("/seq/b", b"", &support::persistent())
         .await
         .expect("create b");
     client.delete("/seq/a", None).await.expect("delete a");
@@ -100,7 +102,7 @@ async fn ephemerals_follow_the_session() {
     assert_eq!(stat.ephemeral_owner, owner.session_id().0);
     assert_eq!(
         owner
-            .create("/e/child", b"", &persistent())
+            .create("/e/child", b"", &support::persistent())
             .await
             .map(|_| ()),
         Err(Error::NoChildrenForEphemerals)
@@ -185,7 +187,7 @@ async fn data_and_child_watches() {
     let client = connect(&server.address).await;
     let writer = connect(&server.address).await;
     client
-        .create("/w", b"0", &persistent())
+        .create("/w", b"0", &support::persistent())
         .await
         .expect("create /w");
     let (_, _, data_watch) = client
@@ -208,7 +210,7 @@ async fn data_and_child_watches() {
         EventType::NodeDataChanged
     );
     writer
-        .create("/w/new", b"", &persistent())
+        .create("/w/new", b"", &support::persistent())
         .await
         .expect("create child");
     assert_eq!(
@@ -231,7 +233,7 @@ async fn persistent_recursive_watch() {
     let server = start().await;
     let client = connect(&server.address).await;
     client
-        .create("/tree", b"", &persistent())
+        .create("/tree", b"", &support::persistent())
         .await
         .expect("create /tree");
     let mut watcher = client
@@ -239,7 +241,7 @@ async fn persistent_recursive_watch() {
         .await
         .expect("addWatch");
     client
-        .create("/tree/a", b"", &persistent())
+        .create("/tree/a", b"", &support::persistent())
         .await
         .expect("create a");
     client.set_data("/tree/a", b"x", None).await.expect("set a");
@@ -265,15 +267,21 @@ async fn multi_is_atomic() {
     let server = start().await;
     let client = connect(&server.address).await;
     let mut writer = client.new_multi_writer();
-    writer.add_create("/m1", b"a", &persistent()).expect("op");
-    writer.add_create("/m2", b"b", &persistent()).expect("op");
+    writer
+        .add_create("/m1", b"a", &support::persistent())
+        .expect("op");
+    writer
+        .add_create("/m2", b"b", &support::persistent())
+        .expect("op");
     writer.add_set_data("/m1", b"c", Some(0)).expect("op");
     let results = writer.commit().await.expect("multi commits");
     assert_eq!(results.len(), 3);
     assert!(matches!(results[2], MultiWriteResult::SetData { .. }));
 
     let mut failing = client.new_multi_writer();
-    failing.add_create("/m3", b"", &persistent()).expect("op");
+    failing
+        .add_create("/m3", b"", &support::persistent())
+        .expect("op");
     failing.add_delete("/missing", None).expect("op");
     assert_eq!(
         failing.commit().await,
@@ -332,14 +340,14 @@ async fn pipelined_requests_keep_session_order() {
     let server = start().await;
     let client = connect(&server.address).await;
     client
-        .create("/order", b"", &persistent())
+        .create("/order", b"", &support::persistent())
         .await
         .expect("create /order");
     let client = &client;
     let mut futures = Vec::new();
     for i in 0..200 {
         let path = format!("/order/n{i:03}");
-        futures.push(async move { (i, client.create(&path, b"", &persistent()).await) });
+        futures.push(async move { (i, client.create(&path, b"", &support::persistent()).await) });
     }
     let results = within("200 pipelined creates", futures::future::join_all(futures)).await;
     let mut last = 0;
@@ -365,7 +373,7 @@ async fn acl_get_set_and_versions() {
     let server = start().await;
     let client = connect(&server.address).await;
     let (created, _) = client
-        .create("/acl", b"x", &persistent())
+        .create("/acl", b"x", &support::persistent())
         .await
         .expect("create /acl");
     let (acl, stat) = client.get_acl("/acl").await.expect("getACL");
@@ -419,11 +427,11 @@ async fn check_version_and_multi_read() {
     let server = start().await;
     let client = connect(&server.address).await;
     client
-        .create("/guard", b"", &persistent())
+        .create("/guard", b"", &support::persistent())
         .await
         .expect("create /guard");
     client
-        .create("/data", b"v0", &persistent())
+        .create("/data", b"v0", &support::persistent())
         .await
         .expect("create /data");
     let mut guarded = client
@@ -472,7 +480,7 @@ async fn persistent_watch_keeps_firing() {
     let server = start().await;
     let client = connect(&server.address).await;
     client
-        .create("/p", b"", &persistent())
+        .create("/p", b"", &support::persistent())
         .await
         .expect("create /p");
     let mut watcher = client
@@ -482,7 +490,7 @@ async fn persistent_watch_keeps_firing() {
     client.set_data("/p", b"1", None).await.expect("set");
     client.set_data("/p", b"2", None).await.expect("set again");
     client
-        .create("/p/c", b"", &persistent())
+        .create("/p/c", b"", &support::persistent())
         .await
         .expect("create child");
     let mut seen = Vec::new();
@@ -523,7 +531,7 @@ async fn containers_and_ttl_nodes_are_cleaned_up() {
         "containers show owner 0 to clients"
     );
     client
-        .create("/box/item", b"", &persistent())
+        .create("/box/item", b"", &support::persistent())
         .await
         .expect("create child");
     let (_, box_gone) = client
@@ -541,7 +549,7 @@ async fn containers_and_ttl_nodes_are_cleaned_up() {
         EventType::NodeDeleted
     );
 
-    let ttl = persistent().with_ttl(Duration::from_millis(200));
+    let ttl = support::persistent().with_ttl(Duration::from_millis(200));
     client
         .create("/lease", b"", &ttl)
         .await

@@ -19,10 +19,6 @@ use zookeeper_client::{
     SessionState, StateWatcher,
 };
 
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
 /// base64(sha1("alice:secret")), computed with Python's hashlib: what the digest provider stores.
 const ALICE_DIGEST: &str = "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=";
 /// base64(sha1("bob:hunter2")), computed the same way.
@@ -88,7 +84,7 @@ async fn remove_watches_through_the_crate() {
     let server = start().await;
     let client = connect(&server.address).await;
     client
-        .create("/rw", b"0", &persistent())
+        .create("/rw", b"0", &support::persistent())
         .await
         .expect("create /rw");
     let (_, _, data_watch) = client
@@ -146,7 +142,7 @@ async fn remove_watches_through_the_crate() {
     let writer = connect(&server.address).await;
     writer.set_data("/rw", b"1", None).await.expect("set /rw");
     writer
-        .create("/rw/child", b"", &persistent())
+        .create("/rw/child", b"", &support::persistent())
         .await
         .expect("create /rw/child");
     // Events go out before later replies on a connection: had a removed watch fired, the crate
@@ -252,7 +248,7 @@ async fn failed_multi_reports_per_op_results_and_applies_nothing() {
     let server = start().await;
     let client = connect(&server.address).await;
     client
-        .create("/m", b"v0", &persistent())
+        .create("/m", b"v0", &support::persistent())
         .await
         .expect("create /m");
     let (_, before) = client.get_data("/m").await.expect("get /m");
@@ -263,9 +259,9 @@ async fn failed_multi_reports_per_op_results_and_applies_nothing() {
         (
             "the middle op fails",
             vec![
-                |w| w.add_create("/a", b"", &persistent()).expect("op"),
+                |w| w.add_create("/a", b"", &support::persistent()).expect("op"),
                 |w| w.add_set_data("/m", b"x", Some(5)).expect("op"),
-                |w| w.add_create("/b", b"", &persistent()).expect("op"),
+                |w| w.add_create("/b", b"", &support::persistent()).expect("op"),
             ],
             1,
             Error::BadVersion,
@@ -273,7 +269,7 @@ async fn failed_multi_reports_per_op_results_and_applies_nothing() {
         (
             "the first op fails",
             vec![|w| w.add_delete("/missing", None).expect("op"), |w| {
-                w.add_create("/c", b"", &persistent()).expect("op")
+                w.add_create("/c", b"", &support::persistent()).expect("op")
             }],
             0,
             Error::NoNode,
@@ -281,9 +277,9 @@ async fn failed_multi_reports_per_op_results_and_applies_nothing() {
         (
             "the last op fails",
             vec![
-                |w| w.add_create("/d", b"", &persistent()).expect("op"),
+                |w| w.add_create("/d", b"", &support::persistent()).expect("op"),
                 |w| w.add_set_data("/m", b"y", Some(0)).expect("op"),
-                |w| w.add_create("/m", b"", &persistent()).expect("op"),
+                |w| w.add_create("/m", b"", &support::persistent()).expect("op"),
             ],
             2,
             Error::NodeExists,
@@ -291,8 +287,8 @@ async fn failed_multi_reports_per_op_results_and_applies_nothing() {
         (
             "an op fails because of an earlier op",
             vec![
-                |w| w.add_create("/e", b"", &persistent()).expect("op"),
-                |w| w.add_create("/e", b"", &persistent()).expect("op"),
+                |w| w.add_create("/e", b"", &support::persistent()).expect("op"),
+                |w| w.add_create("/e", b"", &support::persistent()).expect("op"),
             ],
             1,
             Error::NodeExists,

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::RzkServer;
-use zookeeper_client::{Acls, Client, CreateMode, MultiReadResult};
+use zookeeper_client::{Client, MultiReadResult};
 
 const ZNODES_DEFAULT: usize = 100_000;
 /// Children per parent, and creates per multi.
@@ -45,10 +45,6 @@ fn znode_count() -> usize {
             .unwrap_or_else(|_| panic!("RZK_BIG_TREE_ZNODES={value:?} is not a count")),
         Err(_) => ZNODES_DEFAULT,
     }
-}
-
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
 }
 
 async fn connect(address: &str) -> Client {
@@ -75,7 +71,7 @@ fn child_path(parent: usize, child: usize) -> String {
 /// Create `count` znodes: parents first (one multi per `FANOUT` parents), then their children.
 async fn populate(client: &Client, count: usize) {
     client
-        .create("/big", b"", &persistent())
+        .create("/big", b"", &support::persistent())
         .await
         .expect("create /big");
     let parents = count.div_ceil(FANOUT);
@@ -97,7 +93,7 @@ async fn populate(client: &Client, count: usize) {
                 .collect(),
         );
     }
-    let options = persistent();
+    let options = support::persistent();
     let mut in_flight = std::collections::VecDeque::new();
     for batch in &batches {
         let mut multi = client.new_multi_writer();

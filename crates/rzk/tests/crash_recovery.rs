@@ -78,10 +78,6 @@ struct History {
     acked_multis: Vec<String>,
 }
 
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
 async fn connect(address: &str) -> Client {
     tokio::time::timeout(support::READY_TIMEOUT, Client::connect(address))
         .await
@@ -105,7 +101,10 @@ async fn writer(
         let result = match choice {
             0 => {
                 let path = format!("/created/s{session}-{step}");
-                let result = client.create(&path, b"c", &persistent()).await.map(|_| ());
+                let result = client
+                    .create(&path, b"c", &support::persistent())
+                    .await
+                    .map(|_| ());
                 if result.is_ok() {
                     history.lock().unwrap().acked_creates.push(path);
                 }
@@ -133,10 +132,10 @@ async fn writer(
                 history.lock().unwrap().multis.push(base.clone());
                 let mut multi = client.new_multi_writer();
                 multi
-                    .add_create(&format!("{base}-a"), b"", &persistent())
+                    .add_create(&format!("{base}-a"), b"", &support::persistent())
                     .expect("multi op");
                 multi
-                    .add_create(&format!("{base}-b"), b"", &persistent())
+                    .add_create(&format!("{base}-b"), b"", &support::persistent())
                     .expect("multi op");
                 let result = multi
                     .commit()
@@ -170,13 +169,17 @@ async fn run_seed(seed: u64, config: &[&str]) {
     let setup = connect(&address).await;
     for dir in ["/created", "/counter", "/multi"] {
         setup
-            .create(dir, b"", &persistent())
+            .create(dir, b"", &support::persistent())
             .await
             .expect("create dir");
     }
     for session in 0..SESSIONS {
         setup
-            .create(&format!("/counter/s{session}"), b"0", &persistent())
+            .create(
+                &format!("/counter/s{session}"),
+                b"0",
+                &support::persistent(),
+            )
             .await
             .expect("create counter");
     }

@@ -18,7 +18,8 @@ use std::process::Output;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::ensemble::{mode, persistent, wait_for_leader};
+use support::ensemble::{mode, wait_for_leader};
+use support::persistent;
 use support::{describe_output, python, stderr_text, stdout_text, zkcli_script, RzkServer};
 use zookeeper_client::Client;
 

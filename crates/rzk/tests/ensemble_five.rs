@@ -8,7 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::ensemble::{connect, mode, persistent, wait_for_leader};
+use support::ensemble::{connect, mode, wait_for_leader};
+use support::persistent;
 use support::RzkServer;
 
 const CONFIG: &[&str] = &["tickTime=200", "initLimit=10", "syncLimit=5"];

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::ensemble::{assert_everywhere, connect, mntr_value, persistent, wait_for_leader};
+use support::ensemble::{assert_everywhere, connect, mntr_value, wait_for_leader};
+use support::persistent;
 use support::{try_four_letter, RzkServer};
 use wire::{Ending, Wire};
 use zookeeper_client::Client;

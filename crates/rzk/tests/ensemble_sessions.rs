@@ -24,9 +24,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::ensemble::{
-    assert_everywhere, connect, connect_with, persistent, srvr_zxid, wait_for_leader,
-};
+use support::ensemble::{assert_everywhere, connect, connect_with, srvr_zxid, wait_for_leader};
+use support::persistent;
 use support::{describe_output, zkcli, RzkServer};
 use wire::{new_session_request, Wire};
 use zookeeper_client::{Acls, Client, CreateMode, EventType, OneshotWatcher};

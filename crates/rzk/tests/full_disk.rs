@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::RzkServer;
-use zookeeper_client::{Acls, Client, CreateMode, Error};
+use zookeeper_client::{Client, Error};
 
 /// Size of the filesystem the server writes to.
 const DISK_SIZE: &str = "2m";
@@ -84,10 +84,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
 async fn connect(address: &str) -> Client {
     tokio::time::timeout(support::READY_TIMEOUT, Client::connect(address))
         .await
@@ -127,13 +123,17 @@ async fn full_disk_refuses_writes_keeps_reading_and_recovers() {
     let writer = connect(&address).await;
     let other = connect(&address).await;
     writer
-        .create("/full", b"", &persistent())
+        .create("/full", b"", &support::persistent())
         .await
         .expect("create /full");
     let mut acked: Vec<usize> = Vec::new();
     let mut waiting_index = None;
     for index in 0..FILL_CREATES_MAX {
-        let (path, value, options) = (format!("/full/n{index}"), big_value(index), persistent());
+        let (path, value, options) = (
+            format!("/full/n{index}"),
+            big_value(index),
+            support::persistent(),
+        );
         match tokio::time::timeout(ANSWER_WAIT, writer.create(&path, &value, &options)).await {
             Ok(Ok(_)) => acked.push(index),
             // The log's write of it failed: the entry waits for space, and nobody can say yet
@@ -171,9 +171,12 @@ async fn full_disk_refuses_writes_keeps_reading_and_recovers() {
     );
 
     // While full: the process lives, reads work, new writes are refused with an error reply.
-    let refused = tokio::time::timeout(ANSWER_WAIT, other.create("/probe", b"x", &persistent()))
-        .await
-        .expect("a write on a full disk is answered at once");
+    let refused = tokio::time::timeout(
+        ANSWER_WAIT,
+        other.create("/probe", b"x", &support::persistent()),
+    )
+    .await
+    .expect("a write on a full disk is answered at once");
     match refused {
         Err(Error::ConnectionLoss | Error::SessionExpired) | Ok(_) => {
             panic!("a write on a full disk must get an error reply, got {refused:?}")
@@ -241,7 +244,7 @@ async fn full_disk_refuses_writes_keeps_reading_and_recovers() {
     drop(writer);
     acked.push(waiting_index);
     loop {
-        match other.create("/probe", b"x", &persistent()).await {
+        match other.create("/probe", b"x", &support::persistent()).await {
             Ok(_) => break,
             Err(error) if Instant::now() < deadline => {
                 println!("full_disk: still refused after space returned: {error:?}");
@@ -252,7 +255,11 @@ async fn full_disk_refuses_writes_keeps_reading_and_recovers() {
     }
     let after = waiting_index + 1;
     other
-        .create(&format!("/full/n{after}"), &big_value(after), &persistent())
+        .create(
+            &format!("/full/n{after}"),
+            &big_value(after),
+            &support::persistent(),
+        )
         .await
         .expect("a big create after space returned");
     acked.push(after);

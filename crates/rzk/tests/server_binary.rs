@@ -39,10 +39,6 @@ const POLL: Duration = Duration::from_millis(20);
 /// computed with Python's hashlib (ZooKeeper's documentation shows the same value).
 const SUPER_DIGEST: &str = "super:D/InIHSb7yEEbrWz8b9l71RjZJU=";
 
-fn persistent() -> zookeeper_client::CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
-}
-
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(CLIENT_WAIT, future).await {
         Ok(value) => value,
@@ -261,7 +257,7 @@ async fn sigterm_exits_0_and_a_restart_keeps_the_data() {
     let address = server.connect_string();
     let client = connect(&address).await;
     let (created, _) = client
-        .create("/kept", b"before the restart", &persistent())
+        .create("/kept", b"before the restart", &support::persistent())
         .await
         .expect("create /kept");
     let sequential = CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
@@ -319,11 +315,11 @@ async fn watches_are_rearmed_after_a_restart() {
     .await
     .expect("connect");
     watcher
-        .create("/data", b"0", &persistent())
+        .create("/data", b"0", &support::persistent())
         .await
         .expect("create /data");
     watcher
-        .create("/parent", b"", &persistent())
+        .create("/parent", b"", &support::persistent())
         .await
         .expect("create /parent");
     let (_, _, data_watch) = watcher
@@ -369,11 +365,11 @@ async fn watches_are_rearmed_after_a_restart() {
         .await
         .expect("set /data");
     writer
-        .create("/later", b"", &persistent())
+        .create("/later", b"", &support::persistent())
         .await
         .expect("create /later");
     writer
-        .create("/parent/child", b"", &persistent())
+        .create("/parent/child", b"", &support::persistent())
         .await
         .expect("create /parent/child");
     let fired = [

@@ -62,6 +62,11 @@ pub fn fast_expiry_options() -> ServerOptions {
     options
 }
 
+/// Options for a persistent node anyone may change.
+pub fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
 pub async fn connect(address: &str) -> zookeeper_client::Client {
     tokio::time::timeout(WAIT, zookeeper_client::Client::connect(address))
         .await

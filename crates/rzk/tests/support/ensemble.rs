@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use zookeeper_client::{Acls, Client, CreateMode, CreateOptions, Stat};
+use zookeeper_client::{Client, Stat};
 
 use super::{srvr_mode, try_four_letter, RzkServer};
 
@@ -64,11 +64,6 @@ pub fn srvr_zxid(server: &RzkServer) -> i64 {
         .find_map(|line| line.strip_prefix("Zxid: 0x"))
         .unwrap_or_else(|| panic!("no Zxid line in srvr of port {}: {reply:?}", server.port()));
     i64::from_str_radix(hex.trim(), 16).unwrap_or_else(|error| panic!("Zxid {hex:?}: {error}"))
-}
-
-/// Options for a persistent node anyone may change.
-pub fn persistent() -> CreateOptions<'static> {
-    CreateMode::Persistent.with_acls(Acls::anyone_all())
 }
 
 /// A session (4 s timeout) with `address`. A member may refuse sessions for a moment (`Looking`

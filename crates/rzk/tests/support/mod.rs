@@ -64,6 +64,11 @@ pub fn in_ci() -> bool {
 // Ports and four-letter words
 // ---------------------------------------------------------------------------------------------------------
 
+/// Options for a persistent node anyone may change (the `zookeeper-client` crate's create).
+pub fn persistent() -> zookeeper_client::CreateOptions<'static> {
+    zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all())
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 ///
 /// It binds port 0, reads the port the kernel chose and releases it. There is a small race: another process

@@ -155,7 +155,16 @@ impl Core {
 
     /// Close every client connection (this member lost the quorum; clients go elsewhere).
     pub fn disconnect_all(&mut self) {
-        for (session_id, attached) in self.attached.drain() {
+        let sessions: Vec<SessionId> = self.attached.keys().copied().collect();
+        for session_id in sessions {
+            self.disconnect(session_id);
+        }
+    }
+
+    /// Stop a session's connection here and drop its watches (they live with the connection, as
+    /// in ZooKeeper); the session itself lives on until it is closed or expires.
+    fn disconnect(&mut self, session_id: SessionId) {
+        if let Some(attached) = self.attached.remove(&session_id) {
             attached.kill.notify_one();
             self.sm.drop_watches(session_id);
         }
@@ -180,11 +189,8 @@ impl Core {
             })
             .map(|(session_id, _)| *session_id)
             .collect();
-        for session_id in &waiting {
-            if let Some(attached) = self.attached.remove(session_id) {
-                attached.kill.notify_one();
-                self.sm.drop_watches(*session_id);
-            }
+        for &session_id in &waiting {
+            self.disconnect(session_id);
         }
         waiting.len()
     }

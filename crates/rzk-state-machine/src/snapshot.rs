@@ -97,11 +97,13 @@ impl SnapshotCopy {
         let mut out = body.bytes;
         let body_len = (out.len() - HEADER_BYTES) as u64;
         let crc = crc32c::crc32c(&out[HEADER_BYTES..]);
-        let mut header = Vec::with_capacity(HEADER_BYTES);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-        header.extend_from_slice(&body_len.to_be_bytes());
-        header.extend_from_slice(&crc.to_be_bytes());
+        let header = [
+            &MAGIC[..],
+            &FORMAT_VERSION.to_be_bytes(),
+            &body_len.to_be_bytes(),
+            &crc.to_be_bytes(),
+        ]
+        .concat();
         out[..HEADER_BYTES].copy_from_slice(&header);
         out
     }

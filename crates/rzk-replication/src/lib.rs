@@ -70,10 +70,12 @@ mod forward;
 mod log_mem;
 mod log_wal;
 mod raft_types;
+mod runtime;
 mod stale_reads;
 mod state_machine;
 mod transport;
 
+pub use runtime::SLEEP_AT_ONCE_BELOW;
 pub use transport::{PEER_FRAME_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
 
 use std::collections::BTreeMap;

@@ -40,8 +40,7 @@ impl RaftTypeConfig for Rzk {
     type Vote = openraft::impls::Vote<Self::LeaderId>;
     type Payload = openraft::EntryPayload<Payload, u64, BasicNode>;
     type Entry = openraft::Entry<Self::LeaderId, Self::Payload>;
-    #[allow(deprecated)] // the re-export is deprecated in favour of naming openraft-rt-tokio directly
-    type AsyncRuntime = openraft::TokioRuntime;
+    type AsyncRuntime = crate::runtime::RzkRuntime;
     type Responder<T>
         = ReplyTo<T>
     where

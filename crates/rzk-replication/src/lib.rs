@@ -81,6 +81,7 @@ pub use transport::{PEER_FRAME_BYTES_MAX, SNAPSHOT_CHUNK_BYTES};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -444,6 +445,8 @@ pub struct Replica {
     forward_tx: mpsc::UnboundedSender<Outbound>,
     forward_permits: Arc<Semaphore>,
     forwarder: tokio::task::JoinHandle<()>,
+    /// Proposals this member gave openraft and has no outcome for yet.
+    proposals_in_flight: Arc<AtomicUsize>,
 }
 
 impl Replica {
@@ -479,6 +482,7 @@ impl Replica {
             None => Snapshots::in_memory(),
         };
         let applied = Arc::new(AppliedIndex::default());
+        let proposals_in_flight = Arc::new(AtomicUsize::new(0));
         let saved_snapshot = snapshots.saved_next();
         let sm = StateMachine::new(applier.clone(), snapshots, applied.clone());
         let peers = transport::TcpPeers::default();
@@ -498,6 +502,9 @@ impl Replica {
                 let log =
                     log_wal::WalLog::open(dir, config.force_sync, config.log_segment_bytes).await?;
                 log.limit_purge_to_saved_snapshot(saved_snapshot);
+                if standalone {
+                    log.sync_here_when_idle(proposals_in_flight.clone());
+                }
                 log.report_stale_reads_to(peers.stale_reads.clone());
                 (
                     Raft::new(config.node_id, raft_config, peers.clone(), log.clone(), sm).await,
@@ -619,6 +626,7 @@ impl Replica {
             forward_tx,
             forward_permits: Arc::new(Semaphore::new(FORWARDED_PROPOSALS_IN_FLIGHT_MAX)),
             forwarder,
+            proposals_in_flight,
         })
     }
 
@@ -684,6 +692,7 @@ impl Replica {
                 reply.send(Err(ProposeError::NoLeader))
             }
             Route::Local => {
+                let reply = reply.counted(&self.proposals_in_flight);
                 self.raft
                     .client_write_ff(
                         raft_types::Payload(payload),

@@ -30,6 +30,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -151,6 +152,10 @@ pub(crate) fn decode_entry(wal_index: u64, bytes: &[u8]) -> Result<Entry, io::Er
     })
 }
 
+/// A one-member group syncs on the Raft core's thread ([`WalLog::sync_here_when_idle`]) once
+/// this many appends in a row found no other proposal in flight.
+pub(crate) const LONE_APPENDS_BEFORE_SYNC_HERE: usize = 8;
+
 /// First wait before writing failed batches again; doubled after each failure.
 pub(crate) const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts to write failed batches again.
@@ -253,6 +258,11 @@ struct Shared {
     /// Where replication reads found their first entry purged, for the transport to end the
     /// stream that made them ([`crate::stale_reads`]).
     stale_reads: std::sync::OnceLock<Arc<crate::stale_reads::StaleReads>>,
+    /// Set for a one-member group: proposals between `propose` and their answer. An append that
+    /// holds all of them syncs on the appending thread ([`WalLog::sync_here_when_idle`]).
+    proposals_in_flight: std::sync::OnceLock<Arc<AtomicUsize>>,
+    /// Appends in a row that found no other proposal in flight.
+    lone_appends: AtomicUsize,
 }
 
 impl Shared {
@@ -309,10 +319,25 @@ impl Shared {
         records: Vec<Record>,
     ) -> Result<(), rzk_storage::StorageError> {
         let shared = Arc::clone(self);
-        wal.append(
-            records,
-            Box::new(move |result| shared.batch_flushed(seq, result)),
-        )
+        let done: rzk_storage::DurableCallback =
+            Box::new(move |result| shared.batch_flushed(seq, result));
+        let idle = self.proposals_in_flight.get().is_some_and(|in_flight| {
+            // Only a lone proposal, and the last appends were lone too: a single client
+            // writing synchronously, not a lull between several clients' writes (the thread
+            // that syncs here is a Tokio worker, and other connections' tasks wait for it).
+            if in_flight.load(Ordering::Acquire) <= 1 {
+                let streak = self.lone_appends.fetch_add(1, Ordering::Relaxed) + 1;
+                streak > LONE_APPENDS_BEFORE_SYNC_HERE
+            } else {
+                self.lone_appends.store(0, Ordering::Relaxed);
+                false
+            }
+        });
+        if idle {
+            wal.append_and_sync_here(records, done)
+        } else {
+            wal.append(records, done)
+        }
     }
 
     /// The WAL's durability callback for batch `seq` (on the flusher thread, or on the
@@ -547,6 +572,8 @@ impl WalLog {
             retry_wake,
             purge_limit: std::sync::OnceLock::new(),
             stale_reads: std::sync::OnceLock::new(),
+            proposals_in_flight: std::sync::OnceLock::new(),
+            lone_appends: AtomicUsize::new(0),
         });
         let runtime = tokio::runtime::Handle::current();
         runtime.spawn(persist_committed(Arc::downgrade(&shared), committed_rx));
@@ -587,6 +614,16 @@ impl WalLog {
 
     /// Why the log cannot be written right now (a failed write or sync whose entries wait to be
     /// written again), or `None` when it can.
+    /// For a one-member group, which replicates nothing while its log syncs: an append that
+    /// holds every proposal in flight (`in_flight`, counted by the replica) syncs on the
+    /// appending thread (the Raft core's) instead of handing the sync to the flusher thread and
+    /// waiting to hear back, two thread hand-offs per write. Nothing else could use that time:
+    /// no other proposal waits. Under concurrent load appends still go to the flusher, which
+    /// syncs while the core goes on batching the next entries.
+    pub(crate) fn sync_here_when_idle(&self, in_flight: Arc<AtomicUsize>) {
+        let _ = self.shared.proposals_in_flight.set(in_flight);
+    }
+
     pub(crate) fn write_failure(&self) -> Option<String> {
         self.shared.unsynced().failure.clone()
     }

@@ -1,6 +1,8 @@
 //! The openraft type configuration and the few small types it names. Nothing here leaves the crate.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use openraft::raft::responder::Responder;
 use openraft::raft::ClientWriteResult;
@@ -65,6 +67,8 @@ pub(crate) type Raft = openraft::Raft<Rzk, crate::state_machine::StateMachine>;
 /// closure instead of a oneshot lets the server finish a write without a task per proposal.
 pub(crate) struct ProposalSender {
     done: Option<ProposalDone>,
+    /// Counts this proposal while it waits for its outcome ([`ProposalSender::counted`]).
+    in_flight: Option<Arc<AtomicUsize>>,
 }
 
 type ProposalDone = Box<dyn FnOnce(Result<u64, ProposeError>) + Send>;
@@ -73,6 +77,24 @@ impl ProposalSender {
     pub(crate) fn new(done: impl FnOnce(Result<u64, ProposeError>) + Send + 'static) -> Self {
         ProposalSender {
             done: Some(Box::new(done)),
+            in_flight: None,
+        }
+    }
+
+    /// Count this proposal in `in_flight` until its outcome is known (it is uncounted just
+    /// before `done` runs, so a client that writes again on the answer finds it uncounted).
+    pub(crate) fn counted(mut self, in_flight: &Arc<AtomicUsize>) -> Self {
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        self.in_flight = Some(Arc::clone(in_flight));
+        self
+    }
+
+    fn finish(&mut self, outcome: Result<u64, ProposeError>) {
+        if let Some(in_flight) = self.in_flight.take() {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(done) = self.done.take() {
+            done(outcome);
         }
     }
 
@@ -90,17 +112,13 @@ impl ProposalSender {
     }
 
     pub(crate) fn send(mut self, outcome: Result<u64, ProposeError>) {
-        if let Some(done) = self.done.take() {
-            done(outcome);
-        }
+        self.finish(outcome);
     }
 }
 
 impl Drop for ProposalSender {
     fn drop(&mut self) {
-        if let Some(done) = self.done.take() {
-            done(Err(ProposeError::ShuttingDown));
-        }
+        self.finish(Err(ProposeError::ShuttingDown));
     }
 }
 

@@ -43,8 +43,12 @@ async fn mem_log_passes_openraft_suite() {
         .expect("openraft log suite on MemLog");
 }
 
-/// A fresh WAL in its own temporary directory (removed when the guard drops).
-struct WalBuilder;
+/// A fresh WAL in its own temporary directory (removed when the guard drops); `sync_on_append`:
+/// every append syncs on the appending thread, as an idle one-member group's do
+/// (`WalLog::sync_here_when_idle`), or none does (flusher only).
+struct WalBuilder {
+    sync_on_append: bool,
+}
 
 impl StoreBuilder<Rzk, WalLog, StateMachine, tempfile::TempDir> for WalBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, WalLog, StateMachine), StorageError<Rzk>> {
@@ -52,15 +56,30 @@ impl StoreBuilder<Rzk, WalLog, StateMachine, tempfile::TempDir> for WalBuilder {
         let log = WalLog::open(dir.path(), true, 16 << 20)
             .await
             .expect("opening the log in a fresh directory");
+        if self.sync_on_append {
+            // No proposal is ever counted: every append finds the group idle.
+            log.sync_here_when_idle(Arc::default());
+        }
         Ok((dir, log, state_machine()))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wal_log_passes_openraft_suite() {
-    Suite::test_all(WalBuilder)
-        .await
-        .expect("openraft log suite on WalLog");
+    Suite::test_all(WalBuilder {
+        sync_on_append: false,
+    })
+    .await
+    .expect("openraft log suite on WalLog");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_log_syncing_on_append_passes_openraft_suite() {
+    Suite::test_all(WalBuilder {
+        sync_on_append: true,
+    })
+    .await
+    .expect("openraft log suite on WalLog with sync_on_append");
 }
 
 /// Counts applies; enough for checking that old log is purged behind snapshots.

@@ -349,3 +349,58 @@ async fn a_clean_shutdown_leaves_a_snapshot_of_everything_applied() {
     assert_eq!(second.applied(), before, "state after the restart differs");
     replica.shutdown().await;
 }
+
+/// Goal: a single caller writing synchronously to a one-member group gets its log synced on the
+/// Raft core's thread (no hand-off to the flusher and back), once a run of lone appends shows
+/// that nothing else is in flight; concurrent proposers still get group commit.
+/// Method: 60 proposals, each awaited before the next, then 8 callers x 200 pipelined ones;
+/// the log's counters tell where each sync ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_synchronous_writer_syncs_on_the_core_thread() {
+    let dir = tempfile::tempdir().expect("a temporary data directory");
+    let applier = Arc::new(Recorder::default());
+    let replica = Arc::new(
+        start(
+            config(Some(dir.path().to_path_buf()), 100_000),
+            Arc::clone(&applier),
+        )
+        .await,
+    );
+    let syncs = |replica: &Replica| {
+        replica
+            .status()
+            .log_syncs
+            .expect("a log on disk has counters")
+    };
+    let before = syncs(&replica);
+    const SEQUENTIAL: u64 = 60;
+    for seq in 0..SEQUENTIAL as u32 {
+        let rx = replica.propose(payload(0, seq)).await.expect("propose");
+        tokio::time::timeout(WAIT, rx)
+            .await
+            .expect("proposal resolved in time")
+            .expect("answered")
+            .expect("committed");
+    }
+    let after = syncs(&replica);
+    let here = after.syncs_here - before.syncs_here;
+    assert!(
+        here >= SEQUENTIAL - 10,
+        "{here} of {SEQUENTIAL} synchronous writes synced on the core's thread ({} syncs in all)",
+        after.syncs - before.syncs
+    );
+
+    let got = propose_concurrently(&replica, 8, 200, SEQUENTIAL as u32).await;
+    assert_eq!(got.iter().map(Vec::len).sum::<usize>(), 1600);
+    let end = syncs(&replica);
+    let records = end.records - after.records;
+    assert!(
+        (end.syncs - after.syncs) * 4 < records,
+        "group commit under concurrent proposals: {} syncs for {records} records",
+        end.syncs - after.syncs
+    );
+    Arc::into_inner(replica)
+        .expect("no other handle")
+        .shutdown()
+        .await;
+}

@@ -13,7 +13,8 @@
 //!  propose on a follower ──► forwarder ══ one ordered, pipelined stream ══► leader: client_write_ff
 //!                                                   │ append(entries, IOFlushed)
 //!                                                   ▼
-//!                                 log: MemLog (log_dir None) | WalLog (rzk_storage::Wal, group commit)
+//!                                 log: MemLog (log_dir None) | WalLog (rzk_storage::Wal, group commit;
+//!                                      a lone write in a one-member group syncs on the core's thread)
 //!                                                   │ committed
 //!                                                   ▼
 //!   StateMachine::apply ──► Applier::apply(index, bytes) ──► AppliedIndex ──► the proposal's reply
@@ -64,6 +65,16 @@
 //! back with an empty log and is sent a snapshot (`allow_log_reversion`).
 //! Snapshots: every `snapCount` entries with ZooKeeper's jitter, drawn once per process from
 //! [snapCount/2+1, snapCount].
+//!
+//! Runtime: openraft runs on `runtime.rs`'s `RzkRuntime`, Tokio's with sleeps under
+//! [`SLEEP_AT_ONCE_BELOW`] completed at once (Tokio would stretch them to its 1 ms tick; openraft
+//! sleeps 1 µs on the path from a durable entry to its commit).
+//!
+//! Syncing in a one-member group: nothing is replicated while its log syncs, so once 8 appends in
+//! a row found no other proposal in flight (a single client writing synchronously), the Raft core
+//! syncs on its own thread instead of handing each sync to the WAL's flusher thread and waiting to
+//! be woken (`WalLog::sync_here_when_idle`, BENCHMARKS.md "the write path, second pass"). Under
+//! concurrent writes the flusher syncs while the core batches the next entries, as before.
 
 mod applied;
 mod forward;

@@ -10,7 +10,8 @@
 //! # Layout
 //!
 //! - `format`: every byte layout below, as pure encode/decode functions (no I/O).
-//! - `wal`: [`Wal`]: append, read, truncate, purge, meta files, the group-commit flusher.
+//! - `wal`: [`Wal`]: append, read, truncate, purge, meta files, the group-commit flusher (and
+//!   [`Wal::append_and_sync_here`], which syncs on the appending thread when the log is idle).
 //! - `recovery`: scanning segments on open; the torn-tail versus corrupt-middle rule.
 //! - `snapshot`: [`SnapshotStore`].
 //! - `purge`: [`purge`], the `zkCleanup.sh`/autopurge policy.

@@ -258,8 +258,8 @@ struct Shared {
     /// Where replication reads found their first entry purged, for the transport to end the
     /// stream that made them ([`crate::stale_reads`]).
     stale_reads: std::sync::OnceLock<Arc<crate::stale_reads::StaleReads>>,
-    /// Set for a one-member group: proposals between `propose` and their answer. An append that
-    /// holds all of them syncs on the appending thread ([`WalLog::sync_here_when_idle`]).
+    /// Set for a one-member group: proposals between `propose` and their answer, which decide
+    /// when appends sync on the appending thread ([`WalLog::sync_here_when_idle`]).
     proposals_in_flight: std::sync::OnceLock<Arc<AtomicUsize>>,
     /// Appends in a row that found no other proposal in flight.
     lone_appends: AtomicUsize,
@@ -322,9 +322,7 @@ impl Shared {
         let done: rzk_storage::DurableCallback =
             Box::new(move |result| shared.batch_flushed(seq, result));
         let idle = self.proposals_in_flight.get().is_some_and(|in_flight| {
-            // Only a lone proposal, and the last appends were lone too: a single client
-            // writing synchronously, not a lull between several clients' writes (the thread
-            // that syncs here is a Tokio worker, and other connections' tasks wait for it).
+            // A lone proposal, and the last appends were lone too (see `sync_here_when_idle`).
             if in_flight.load(Ordering::Acquire) <= 1 {
                 let streak = self.lone_appends.fetch_add(1, Ordering::Relaxed) + 1;
                 streak > LONE_APPENDS_BEFORE_SYNC_HERE
@@ -612,18 +610,20 @@ impl WalLog {
         let _ = self.shared.stale_reads.set(stale_reads);
     }
 
-    /// Why the log cannot be written right now (a failed write or sync whose entries wait to be
-    /// written again), or `None` when it can.
-    /// For a one-member group, which replicates nothing while its log syncs: an append that
-    /// holds every proposal in flight (`in_flight`, counted by the replica) syncs on the
-    /// appending thread (the Raft core's) instead of handing the sync to the flusher thread and
-    /// waiting to hear back, two thread hand-offs per write. Nothing else could use that time:
-    /// no other proposal waits. Under concurrent load appends still go to the flusher, which
-    /// syncs while the core goes on batching the next entries.
+    /// For a one-member group, which replicates nothing while its log syncs: once
+    /// [`LONE_APPENDS_BEFORE_SYNC_HERE`] appends in a row found at most one proposal in flight
+    /// (`in_flight`, counted by the replica), appends sync on the appending thread (the Raft
+    /// core's) instead of handing the sync to the flusher thread and waiting to hear back, two
+    /// thread hand-offs per write. That is a single client writing synchronously: nothing else
+    /// could use the time. The streak keeps a lull between several clients' writes on the
+    /// flusher, because the thread that would sync is a Tokio worker that other connections'
+    /// tasks wait for, and the flusher syncs while the core goes on batching the next entries.
     pub(crate) fn sync_here_when_idle(&self, in_flight: Arc<AtomicUsize>) {
         let _ = self.shared.proposals_in_flight.set(in_flight);
     }
 
+    /// Why the log cannot be written right now (a failed write or sync whose entries wait to be
+    /// written again), or `None` when it can.
     pub(crate) fn write_failure(&self) -> Option<String> {
         self.shared.unsynced().failure.clone()
     }

@@ -326,13 +326,11 @@ impl Wal {
         self.append_then(records, done, false)
     }
 
-    /// [`Wal::append`], but when the log is idle, sync on this thread: `done` (and the callbacks
-    /// of every append the sync covers) then run here before it returns. That saves waking the
-    /// flusher and being woken by it, two thread hand-offs per append, for a caller with
-    /// nothing to overlap a sync with (a one-member group with no other write waiting). Idle:
-    /// no sync runs, and none ended within the time the last one took (appends arriving back to
-    /// back are a stream, which the flusher serves better: the caller goes on preparing the next
-    /// batch while it syncs). Otherwise it is [`Wal::append`].
+    /// [`Wal::append`], but when no sync runs, sync on this thread: `done` (and the callbacks of
+    /// every append the sync covers) then run here before it returns. That saves waking the
+    /// flusher and being woken by it, two thread hand-offs per append, for a caller with nothing
+    /// to overlap a sync with (a one-member group with no other write waiting: the caller
+    /// decides). While a sync runs it is [`Wal::append`]: the flusher's next sync covers it.
     pub fn append_and_sync_here(
         &self,
         records: Vec<Record>,
@@ -359,7 +357,7 @@ impl Wal {
                     .records
                     .fetch_add(record_count, Ordering::Relaxed);
                 if sync_here && !inner.syncing {
-                    drop(sync_pending(&self.shared, inner, false));
+                    sync_pending(&self.shared, inner, false);
                 } else {
                     drop(inner);
                     self.shared.wake_flusher.notify_one();
@@ -1131,19 +1129,16 @@ fn flusher_main(shared: &Shared) {
         if inner.pending.is_empty() {
             return;
         }
-        inner = sync_pending(shared, inner, true);
+        sync_pending(shared, inner, true);
+        inner = shared.lock();
     }
 }
 
 /// One group sync: sync the active segment up to the newest append, then run the callbacks it
 /// covered (or fail them all). Called with the lock held and no sync running; the lock is
-/// released during the sync and the callbacks, and held again on return. `on_flusher`: called
-/// by the flusher itself, which need not be woken for what is left.
-fn sync_pending<'a>(
-    shared: &'a Shared,
-    mut inner: MutexGuard<'a, Inner>,
-    on_flusher: bool,
-) -> MutexGuard<'a, Inner> {
+/// released during the sync and before the callbacks run. `on_flusher`: called by the flusher
+/// itself, which need not be woken for what is left.
+fn sync_pending<'a>(shared: &'a Shared, mut inner: MutexGuard<'a, Inner>, on_flusher: bool) {
     assert!(!inner.syncing, "one group sync at a time");
     inner.syncing = true;
     let target = inner.sync_target();
@@ -1198,5 +1193,4 @@ fn sync_pending<'a>(
         shared.wake_flusher.notify_one();
     }
     run_callbacks(callbacks);
-    shared.lock()
 }

@@ -91,7 +91,18 @@ impl SnapshotCopy {
             body.acl_list(list);
         }
         body.u64(self.nodes.len() as u64);
+        // The walk is bound by memory latency (each node, its path and its data are separate
+        // allocations): ask for the nodes a few steps ahead, and their data a few steps later.
+        let mut ahead = self.nodes.iter().skip(PREFETCH_NODES_AHEAD);
+        let mut data_ahead = self.nodes.iter().skip(PREFETCH_DATA_AHEAD);
         for ((path, node), acl_index) in self.nodes.iter().zip(index_of) {
+            if let Some((path, node)) = ahead.next() {
+                prefetch(path.as_ptr());
+                prefetch(Arc::as_ptr(node).cast::<u8>());
+            }
+            if let Some(data) = data_ahead.next().and_then(|(_, node)| node.data.as_deref()) {
+                prefetch(data.as_ptr());
+            }
             write_node(&mut body, path, acl_index, node);
         }
         let mut out = body.bytes;
@@ -109,13 +120,35 @@ impl SnapshotCopy {
     }
 }
 
+/// How far ahead [`SnapshotCopy::encode`] prefetches nodes (and paths), and their data (which
+/// needs the node first). Measured on a 700,000-znode tree under create load: encoding took
+/// 1.7-2.2 ns per snapshot byte instead of 3.0-3.9 (BENCHMARKS.md).
+const PREFETCH_NODES_AHEAD: usize = 8;
+const PREFETCH_DATA_AHEAD: usize = 4;
+
+/// A hint that `ptr` will be read soon; no effect on correctness.
+#[inline(always)]
+fn prefetch(ptr: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults and changes no memory, for any address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(ptr.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 /// Distinct ACL lists in order of first use along the path-ordered nodes, and each node's
 /// list index.
 fn acl_table(nodes: &Nodes) -> (Vec<&Arc<[Acl]>>, Vec<u32>) {
     let mut lists: Vec<&Arc<[Acl]>> = Vec::new();
     let mut by_pointer: HashMap<*const Acl, u32> = HashMap::new();
     let mut index_of = Vec::with_capacity(nodes.len());
+    let mut ahead = nodes.values().skip(PREFETCH_NODES_AHEAD);
     for node in nodes.values() {
+        if let Some(node) = ahead.next() {
+            prefetch(Arc::as_ptr(node).cast::<u8>());
+        }
         let acl = &node.acl;
         let index = *by_pointer.entry(acl.as_ptr()).or_insert_with(|| {
             lists.push(acl);

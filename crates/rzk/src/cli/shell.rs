@@ -437,8 +437,15 @@ impl Shell {
             }
             _ => {}
         }
+        // After a failed addauth only the first request goes out (and fails with AuthFailed);
+        // every later command finds the session dead, however soon this client notices that
+        // the server closed the connection (zkCli's state is AUTH_FAILED, which is not alive).
         let unseen = self.auth_failed_unseen;
-        let Some(client) = self.client().filter(|client| client.is_alive() || unseen) else {
+        let failed = self.auth_failed;
+        let Some(client) = self
+            .client()
+            .filter(|client| (client.is_alive() && !failed) || unseen)
+        else {
             self.print_line("Not connected");
             return (Flow::Continue, Ok(()));
         };

@@ -67,7 +67,7 @@
 //! [snapCount/2+1, snapCount].
 //!
 //! Runtime: openraft runs on `runtime.rs`'s `RzkRuntime`, Tokio's with sleeps under
-//! [`SLEEP_AT_ONCE_BELOW`] completed at once (Tokio would stretch them to its 1 ms tick; openraft
+//! [`SLEEP_AT_ONCE_BELOW`] reduced to one yield (Tokio would stretch them to its 1 ms tick; openraft
 //! sleeps 1 µs on the path from a durable entry to its commit).
 //!
 //! Syncing in a one-member group: nothing is replicated while its log syncs, so once 8 appends in

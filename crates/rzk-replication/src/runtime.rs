@@ -9,31 +9,53 @@
 //! that wait cost up to a millisecond between a durable entry and its commit: it was the 1 ms
 //! p99 of standalone writes at 8 sessions x 1 in flight (BENCHMARKS.md).
 //!
-//! Here a sleep whose deadline is less than [`SLEEP_AT_ONCE_BELOW`] away completes at once
-//! instead; anything longer (heartbeats, election timers, back-off) is Tokio's timer unchanged.
-//! Everything else (spawn, channels, timeouts) is openraft's Tokio runtime.
+//! Here a sleep whose deadline is less than [`SLEEP_AT_ONCE_BELOW`] away yields to the scheduler
+//! once and completes (other ready tasks run in between, as after a sleep, without waiting for
+//! the timer); anything longer (heartbeats, election timers, back-off) is Tokio's timer
+//! unchanged. Everything else (spawn, channels, timeouts) is openraft's Tokio runtime.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::Either;
 use openraft::rt::{AsyncRuntime, Instant as _, OptionalSend};
 use openraft_rt_tokio::{TokioInstant, TokioRuntime};
 
-/// Sleeps shorter than this complete at once: Tokio would stretch them to its next 1 ms tick,
+/// Sleeps shorter than this only yield once: Tokio would stretch them to its next 1 ms tick,
 /// and openraft only asks for such short sleeps to batch what is already there.
 pub const SLEEP_AT_ONCE_BELOW: Duration = Duration::from_micros(100);
 
-/// A sleep: ready at once (below [`SLEEP_AT_ONCE_BELOW`]) or Tokio's timer.
-pub(crate) type RzkSleep = Either<std::future::Ready<()>, tokio::time::Sleep>;
+/// A sleep: one yield (below [`SLEEP_AT_ONCE_BELOW`]) or Tokio's timer.
+pub(crate) type RzkSleep = Either<YieldOnce, tokio::time::Sleep>;
 
-/// Tokio, with sub-resolution sleeps completed at once (module docs).
+/// Pending once (after asking to be polled again at once), then ready.
+#[derive(Debug, Default)]
+pub(crate) struct YieldOnce {
+    yielded: bool,
+}
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Tokio, with sub-resolution sleeps reduced to one yield (module docs).
 #[derive(Debug)]
 pub(crate) struct RzkRuntime(TokioRuntime);
 
 fn sleep_for(duration: Duration) -> RzkSleep {
     if duration < SLEEP_AT_ONCE_BELOW {
-        Either::Left(std::future::ready(()))
+        Either::Left(YieldOnce::default())
     } else {
         Either::Right(tokio::time::sleep(duration))
     }
@@ -109,7 +131,7 @@ mod tests {
     use super::*;
 
     /// Measured, not assumed: Tokio stretches a 1 µs sleep to its millisecond tick, and the
-    /// runtime's short sleep does not wait for it. Repeated so that one lucky tick boundary
+    /// runtime's short sleep (one yield) does not wait for it. Repeated so that one lucky tick boundary
     /// cannot pass the test.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn short_sleeps_complete_without_waiting_for_tokios_timer_tick() {
@@ -129,6 +151,23 @@ mod tests {
             ours < tokios / 4,
             "{ROUNDS} short sleeps took {ours:?} here against {tokios:?} on Tokio's timer"
         );
+    }
+
+    /// A short sleep still lets other ready tasks run, as a sleep does: on a one-thread runtime
+    /// a task spawned before it has run when it returns.
+    #[tokio::test(flavor = "current_thread")]
+    async fn short_sleeps_yield_to_other_tasks() {
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let other = tokio::spawn(async move {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        RzkRuntime::sleep(Duration::from_nanos(1)).await;
+        assert!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            "the spawned task ran during the short sleep"
+        );
+        other.await.expect("the spawned task ends");
     }
 
     #[tokio::test]

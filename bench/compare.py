@@ -321,17 +321,20 @@ def run_matrix(args, base, taken, size, results):
                     run_bench(args.rzk, cluster, op, 8, 32, args.server_warmup, 0,
                               args.ensemble_clients if size > 1 else "all")
             for combo_index, (sessions, inflight) in enumerate(combos):
-                order = ["zookeeper", "rzk"] if (op_index + combo_index) % 2 == 0 else ["rzk", "zookeeper"]
-                for kind in order:
-                    placement = args.ensemble_clients if size > 1 else "all"
-                    row = run_bench(args.rzk, clusters[kind], op, sessions, inflight,
-                                    args.duration, args.warmup, placement)
-                    row["members"] = size
-                    row["client_placement"] = placement
-                    results.append(row)
-                    log(f"{size}x {kind:9} {op:6} s={sessions:<3} m={inflight:<3} "
-                        f"{row['ops_per_second']:10.0f} ops/s p50 {fmt_ms(row['p50_us'])} "
-                        f"p99 {fmt_ms(row['p99_us'])} ms errors {row['errors']}")
+                for repeat in range(args.repeat):
+                    first = (op_index + combo_index + repeat) % 2 == 0
+                    order = ["zookeeper", "rzk"] if first else ["rzk", "zookeeper"]
+                    for kind in order:
+                        placement = args.ensemble_clients if size > 1 else "all"
+                        row = run_bench(args.rzk, clusters[kind], op, sessions, inflight,
+                                        args.duration, args.warmup, placement)
+                        row["members"] = size
+                        row["client_placement"] = placement
+                        row["repeat"] = repeat
+                        results.append(row)
+                        log(f"{size}x {kind:9} {op:6} s={sessions:<3} m={inflight:<3} "
+                            f"{row['ops_per_second']:10.0f} ops/s p50 {fmt_ms(row['p50_us'])} "
+                            f"p99 {fmt_ms(row['p99_us'])} ms errors {row['errors']}")
         finally:
             for cluster in clusters.values():
                 cluster.stop()
@@ -407,7 +410,13 @@ def report_markdown(meta, results, million_rows):
             out.append(f"fsync probe at {label}, {method} (500 x 4 KiB, same filesystem as the data "
                        f"directories): {rates}.")
     out.append(f"Load average (1 min) at start {meta['load_start'][0]}, at end {meta['load_end'][0]}.")
-    by_key = {(r["members"], r["op"], r["sessions"], r["inflight"], r["server"]): r for r in results}
+    # With --repeat, a cell's table row is its median round by ops/s (each server's own median);
+    # every round's ratio is listed after the table.
+    rounds = {}
+    for r in results:
+        rounds.setdefault((r["members"], r["op"], r["sessions"], r["inflight"], r["server"]), []).append(r)
+    by_key = {key: sorted(rows, key=lambda r: r["ops_per_second"])[(len(rows) - 1) // 2]
+              for key, rows in rounds.items()}
     for members in sorted({r["members"] for r in results}):
         for op in [op for op in OPS if any(r["op"] == op and r["members"] == members for r in results)]:
             placement = next(r.get("client_placement", "all") for r in results if r["members"] == members)
@@ -436,6 +445,17 @@ def report_markdown(meta, results, million_rows):
                     f"| {cpu(zk)} | {cpu(rz)} "
                     f"| {zk['server_rss_bytes'] / 2**20:.0f} | {rz['server_rss_bytes'] / 2**20:.0f} "
                     f"| {zk['errors']}/{rz['errors']} |")
+            repeated = [(sessions, inflight) for sessions, inflight in combos
+                        if len(rounds.get((members, op, sessions, inflight, "rzk"), [])) > 1]
+            if repeated:
+                out.append("")
+            for sessions, inflight in repeated:
+                pairs = zip(rounds[(members, op, sessions, inflight, "rzk")],
+                            rounds.get((members, op, sessions, inflight, "zookeeper"), []))
+                ratios = [ratio(rz["ops_per_second"], zk["ops_per_second"]) for rz, zk in pairs]
+                out.append(f"{sessions} x {inflight}: the table shows each server's median of "
+                           f"{len(ratios)} alternating rounds; rzk/ZK ops/s in each round: "
+                           f"{', '.join(ratios)}.")
     if million_rows:
         out.append("")
         out.append("### 1,000,000 znodes of 100 B (standalone)")
@@ -473,6 +493,9 @@ def parse_args():
     parser.add_argument("--server-warmup", type=float,
                         help="seconds of unrecorded load (8 sessions x 32) on each fresh server before "
                              "an op's cells (default 3 quick, 5 full; 0 to skip)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measure each cell this many times, alternating which server goes first; "
+                             "the tables show each server's median round and list every round's ratio")
     parser.add_argument("--out", help="directory for results.json and report.md")
     parser.add_argument("--workdir", help="where the servers' data directories go (default: a temporary directory)")
     args = parser.parse_args()
@@ -480,6 +503,8 @@ def parse_args():
     unknown = [op for op in args.ops if op not in OPS]
     if unknown:
         parser.error(f"unknown ops {unknown}; choose from {OPS}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     args.sessions = [int(x) for x in args.sessions.split(",")]
     args.inflight = [int(x) for x in args.inflight.split(",")]
     args.duration = args.duration or (3.0 if args.quick else 8.0)

@@ -456,8 +456,9 @@ pub struct Replica {
     forward_tx: mpsc::UnboundedSender<Outbound>,
     forward_permits: Arc<Semaphore>,
     forwarder: tokio::task::JoinHandle<()>,
-    /// Proposals this member gave openraft and has no outcome for yet.
-    proposals_in_flight: Arc<AtomicUsize>,
+    /// Proposals this member gave openraft and has no outcome for yet; counted only for a
+    /// one-member group with a log on disk, whose log reads it (`WalLog::sync_here_when_idle`).
+    proposals_in_flight: Option<Arc<AtomicUsize>>,
 }
 
 impl Replica {
@@ -493,7 +494,8 @@ impl Replica {
             None => Snapshots::in_memory(),
         };
         let applied = Arc::new(AppliedIndex::default());
-        let proposals_in_flight = Arc::new(AtomicUsize::new(0));
+        let proposals_in_flight =
+            (standalone && config.log_dir.is_some()).then(|| Arc::new(AtomicUsize::new(0)));
         let saved_snapshot = snapshots.saved_next();
         let sm = StateMachine::new(applier.clone(), snapshots, applied.clone());
         let peers = transport::TcpPeers::default();
@@ -513,8 +515,8 @@ impl Replica {
                 let log =
                     log_wal::WalLog::open(dir, config.force_sync, config.log_segment_bytes).await?;
                 log.limit_purge_to_saved_snapshot(saved_snapshot);
-                if standalone {
-                    log.sync_here_when_idle(proposals_in_flight.clone());
+                if let Some(in_flight) = &proposals_in_flight {
+                    log.sync_here_when_idle(in_flight.clone());
                 }
                 log.report_stale_reads_to(peers.stale_reads.clone());
                 (
@@ -703,7 +705,10 @@ impl Replica {
                 reply.send(Err(ProposeError::NoLeader))
             }
             Route::Local => {
-                let reply = reply.counted(&self.proposals_in_flight);
+                let reply = match &self.proposals_in_flight {
+                    Some(in_flight) => reply.counted(in_flight),
+                    None => reply,
+                };
                 self.raft
                     .client_write_ff(
                         raft_types::Payload(payload),

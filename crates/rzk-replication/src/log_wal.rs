@@ -339,7 +339,8 @@ impl Shared {
     }
 
     /// The WAL's durability callback for batch `seq` (on the flusher thread, or on the
-    /// appending thread when the append failed at once).
+    /// appending thread, with the order lock held, when the append failed at once or synced
+    /// there). Takes only the `unsynced` lock.
     fn batch_flushed(&self, seq: u64, result: Result<(), rzk_storage::StorageError>) {
         let (callbacks, durable) = {
             let mut unsynced = self.unsynced();

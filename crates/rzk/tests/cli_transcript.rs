@@ -169,7 +169,7 @@ fn rzk_cli(zk: &ReferenceZk, args: &[&str], stdin: &str) -> Run {
 
 /// Replace what legitimately differs between two runs.
 fn normalise(text: &str) -> String {
-    let (text, events) = lift_events(text);
+    let (text, events) = support::lift_zkcli_events(text);
     let mut lines = Vec::new();
     for line in text.lines().chain(events.iter().map(String::as_str)) {
         if line.starts_with("SLF4J:") {
@@ -188,7 +188,7 @@ fn normalise(text: &str) -> String {
         };
         lines.push(mask_numbers(&line));
     }
-    events_apart(lines).join("\n")
+    support::events_apart(lines).join("\n")
 }
 
 /// `0x<hex>` → `0x?`, and 10-digit sequence suffixes → `<seq>`.
@@ -366,58 +366,6 @@ fn tutorial_transcript_matches_zkcli_against_rzk_servers() {
 /// the event, each after a blank line), so under load they interleave with the main thread's
 /// output. Compare the events as a multiset, after the other lines: blank and "WATCHER::"
 /// lines are dropped, and the event lines move to the end, sorted.
-/// zkCli's event thread prints an event as two `println("\n" + message)` calls, "WATCHER::"
-/// then "WatchedEvent ...", while a command may be printing a line piece by piece (`ls` appends
-/// "[", each child and "]\n" separately): an event can land in the middle of a line. Removing each
-/// printed chunk where it landed restores the command's line; the events are returned apart.
-fn lift_events(text: &str) -> (String, Vec<String>) {
-    let mut text = text.replace("\nWATCHER::\n", "");
-    let mut events = Vec::new();
-    while let Some(start) = text.find("\nWatchedEvent ") {
-        let end = text[start + 1..]
-            .find('\n')
-            .map_or(text.len(), |at| start + 1 + at + 1);
-        events.push(text[start + 1..end].trim_end().to_owned());
-        text.replace_range(start..end, "");
-    }
-    (text, events)
-}
-
-#[test]
-fn an_event_printed_inside_a_line_is_lifted_out_of_it() {
-    let event = "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:NodeDeleted path:/a\n";
-    let at_line_end = format!("[a]\n{event}[b]\n");
-    let inside_line = format!("[a, {event}b]\n");
-    let split_apart =
-        "[a, \nWATCHER::\nb, \nWatchedEvent state:SyncConnected type:None path:null\nc]\n";
-    assert_eq!(
-        lift_events(&at_line_end),
-        (
-            "[a]\n[b]\n".to_owned(),
-            vec!["WatchedEvent state:SyncConnected type:NodeDeleted path:/a".to_owned()]
-        )
-    );
-    assert_eq!(lift_events(&inside_line).0, "[a, b]\n");
-    assert_eq!(
-        lift_events(split_apart),
-        (
-            "[a, b, c]\n".to_owned(),
-            vec!["WatchedEvent state:SyncConnected type:None path:null".to_owned()]
-        )
-    );
-}
-
-fn events_apart(lines: Vec<String>) -> Vec<String> {
-    let (mut events, mut rest): (Vec<String>, Vec<String>) = lines
-        .into_iter()
-        .filter(|line| !line.is_empty() && line != "WATCHER::")
-        .partition(|line| line.starts_with("WatchedEvent "));
-    events.sort();
-    rest.push("--- watch events, in any order ---".to_string());
-    rest.extend(events);
-    rest
-}
-
 /// Every zkCli command and option, with their error lines, in one session (then a second one
 /// after `connect`). `{server}` is replaced by the address of the server the CLI talks to.
 /// `redo N` refers to the line numbers of this text, counting from 0.
@@ -813,4 +761,28 @@ fn failed_addauth_matches_zkcli() {
     );
     assert_same("stderr", &mask(&reference.stderr), &mask(&ours.stderr));
     assert_eq!(reference.code, ours.code, "exit code after quit");
+}
+
+#[test]
+fn an_event_printed_inside_a_line_is_lifted_out_of_it() {
+    let event = "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:NodeDeleted path:/a\n";
+    let at_line_end = format!("[a]\n{event}[b]\n");
+    let inside_line = format!("[a, {event}b]\n");
+    let split_apart =
+        "[a, \nWATCHER::\nb, \nWatchedEvent state:SyncConnected type:None path:null\nc]\n";
+    assert_eq!(
+        support::lift_zkcli_events(&at_line_end),
+        (
+            "[a]\n[b]\n".to_owned(),
+            vec!["WatchedEvent state:SyncConnected type:NodeDeleted path:/a".to_owned()]
+        )
+    );
+    assert_eq!(support::lift_zkcli_events(&inside_line).0, "[a, b]\n");
+    assert_eq!(
+        support::lift_zkcli_events(split_apart),
+        (
+            "[a, b, c]\n".to_owned(),
+            vec!["WatchedEvent state:SyncConnected type:None path:null".to_owned()]
+        )
+    );
 }

@@ -393,8 +393,9 @@ fn normalise(text: &str) -> String {
         });
         format!("<{name}{}>", position + 1)
     };
+    let (text, events) = support::lift_zkcli_events(text);
     let mut lines = Vec::new();
-    for line in text.lines() {
+    for line in text.lines().chain(events.iter().map(String::as_str)) {
         if line.starts_with("SLF4J:") || line.starts_with("log4j:") {
             continue;
         }
@@ -404,7 +405,7 @@ fn normalise(text: &str) -> String {
             .strip_prefix("ctime = ")
             .or_else(|| line.strip_prefix("mtime = "))
         {
-            assert_java_date_format(date, text);
+            assert_java_date_format(date, &text);
             format!("{}<date>", &line[..8])
         } else if let Some((field, value)) = line.split_once(" = ") {
             match field {
@@ -421,7 +422,7 @@ fn normalise(text: &str) -> String {
         };
         lines.push(normal);
     }
-    events_apart(lines).join("\n")
+    support::events_apart(lines).join("\n")
 }
 
 fn assert_identical(what: &str, reference: &str, ours: &str) {
@@ -583,19 +584,4 @@ fn check_ephemeral_lifetime(server_name: &str, server: &TestServer) {
         "{server_name}:\n{}",
         describe_output(&gone)
     );
-}
-
-/// zkCli prints a watch event from its event thread as two separate lines ("WATCHER::", then
-/// the event, each after a blank line), so under load they interleave with the main thread's
-/// output. Compare the events as a multiset, after the other lines: blank and "WATCHER::"
-/// lines are dropped, and the event lines move to the end, sorted.
-fn events_apart(lines: Vec<String>) -> Vec<String> {
-    let (mut events, mut rest): (Vec<String>, Vec<String>) = lines
-        .into_iter()
-        .filter(|line| !line.is_empty() && line != "WATCHER::")
-        .partition(|line| line.starts_with("WatchedEvent "));
-    events.sort();
-    rest.push("--- watch events, in any order ---".to_string());
-    rest.extend(events);
-    rest
 }

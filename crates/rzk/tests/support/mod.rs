@@ -894,3 +894,33 @@ pub fn incompressible(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// zkCli's event thread prints an event as two `println("\n" + message)` calls, "WATCHER::"
+/// then "WatchedEvent ...", while a command may be printing a line piece by piece (`ls` appends
+/// "[", each child and "]\n" separately): an event can land in the middle of a line. Removing each
+/// printed chunk where it landed restores the command's line; the events are returned apart.
+pub fn lift_zkcli_events(text: &str) -> (String, Vec<String>) {
+    let mut text = text.replace("\nWATCHER::\n", "");
+    let mut events = Vec::new();
+    while let Some(start) = text.find("\nWatchedEvent ") {
+        let end = text[start + 1..]
+            .find('\n')
+            .map_or(text.len(), |at| start + 1 + at + 1);
+        events.push(text[start + 1..end].trim_end().to_owned());
+        text.replace_range(start..end, "");
+    }
+    (text, events)
+}
+
+/// Orders zkCli's output so its event thread's timing does not matter: blank and "WATCHER::" lines are
+/// dropped, and the event lines move to the end, sorted (a multiset), after a marker line.
+pub fn events_apart(lines: Vec<String>) -> Vec<String> {
+    let (mut events, mut rest): (Vec<String>, Vec<String>) = lines
+        .into_iter()
+        .filter(|line| !line.is_empty() && line != "WATCHER::")
+        .partition(|line| line.starts_with("WatchedEvent "));
+    events.sort();
+    rest.push("--- watch events, in any order ---".to_string());
+    rest.extend(events);
+    rest
+}

@@ -106,8 +106,29 @@ use crate::forward::Outbound;
 use crate::raft_types::{proposal_responder, ProposalSender, Raft, Rzk};
 use crate::state_machine::{Snapshots, StateMachine};
 
-/// Produces snapshot bytes from a point-in-time copy, off the apply path ([`Applier::snapshot_job`]).
-pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send + 'static>;
+/// A point-in-time copy of the applied state that writes its snapshot bytes, off the apply path
+/// ([`Applier::snapshot_job`]), on a blocking thread, as often as asked: to the snapshot file as
+/// they are made, or into memory when there is no file (or it cannot be written).
+pub trait SnapshotSource: Send + Sync + 'static {
+    /// Exactly how many bytes [`SnapshotSource::write_to`] writes.
+    fn byte_len(&self) -> u64;
+    /// Write the snapshot bytes to `out`, in pieces; fails only when `out` does.
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+}
+
+/// Bytes already made.
+impl SnapshotSource for Vec<u8> {
+    fn byte_len(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(self)
+    }
+}
+
+/// What [`Applier::snapshot_job`] returns.
+pub type SnapshotJob = Box<dyn SnapshotSource>;
 
 /// Applies committed entries. Called from one task, strictly in log order, once per entry on
 /// every member. `snapshot`/`restore` are called between applies.
@@ -122,8 +143,7 @@ pub trait Applier: Send + Sync + 'static {
     /// thread while applies continue (called between applies). Override it when a copy is cheap
     /// (structural sharing); the default serialises at once, so applies wait for it.
     fn snapshot_job(&self) -> SnapshotJob {
-        let bytes = self.snapshot();
-        Box::new(move || bytes)
+        Box::new(self.snapshot())
     }
     /// On the leader only: members' clients touched these sessions since their last report
     /// ([`Replica::report_touches`], the leader's own reports included). Called from a network

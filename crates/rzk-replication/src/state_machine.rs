@@ -26,7 +26,7 @@ use rzk_storage::SnapshotStore;
 
 use crate::applied::AppliedIndex;
 use crate::raft_types::{io_err, LogId, Rzk, SnapshotMeta, StoredMembership};
-use crate::{Applier, SnapshotJob};
+use crate::{Applier, SnapshotJob, SnapshotSource};
 
 /// Snapshot bytes handed between openraft, the network and the applier.
 pub(crate) type SnapshotData = Vec<u8>;
@@ -106,43 +106,36 @@ impl Snapshots {
         self.lock().as_ref().and_then(|c| c.meta.last_log_id)
     }
 
-    /// Make `meta`/`data` durable (when backed by files) and the current snapshot unless a newer
-    /// one already is. Hands `data` back, saved or not.
-    async fn keep(
+    /// Save `source`'s bytes as the snapshot file of `meta`, streamed (the bytes are never whole
+    /// in memory), and make it the current snapshot unless a newer one already is. Only with a
+    /// store.
+    async fn save(
         self: &Arc<Self>,
         meta: &SnapshotMeta,
-        data: SnapshotData,
-    ) -> (SnapshotData, Result<(), io::Error>) {
-        if self.store.is_none() {
-            self.keep_in_memory(meta, &data);
-            return (data, Ok(()));
-        }
-        let prefix = match encode_snapshot_prefix(meta) {
-            Ok(prefix) => prefix,
-            Err(e) => return (data, Err(e)),
-        };
+        source: Arc<dyn SnapshotSource>,
+    ) -> Result<(), io::Error> {
+        let prefix = encode_snapshot_prefix(meta)?;
         let this = Arc::clone(self);
         let index = meta.last_log_id.map_or(0, |id| id.index);
-        // Shared with the writer rather than copied behind the prefix; the writer's handle is
-        // gone once it returned (or panicked), so the bytes come back without a copy.
-        let data = Arc::new(data);
-        let state = Arc::clone(&data);
         let saved = tokio::task::spawn_blocking(move || {
-            let store = this.store.as_ref().expect("checked above");
-            store.save_parts(index, &[&prefix, &state]).map(|_| ())
+            let store = this
+                .store
+                .as_ref()
+                .expect("save is called only with a store");
+            let len = prefix.len() as u64 + source.byte_len();
+            store
+                .save_streamed(index, len, |out| {
+                    out.write_all(&prefix)?;
+                    source.write_to(out)
+                })
+                .map(|_| ())
         })
-        .await;
-        let data = Arc::try_unwrap(data).unwrap_or_else(|data| data.as_ref().clone());
-        let saved = saved
-            .map_err(|e| io_err(format_args!("snapshot writer task failed: {e}")))
-            .and_then(|saved| {
-                saved.map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))
-            });
-        if saved.is_ok() {
-            self.saved_next.fetch_max(index + 1, Ordering::SeqCst);
-            self.make_current(meta, None);
-        }
-        (data, saved)
+        .await
+        .map_err(|e| io_err(format_args!("snapshot writer task failed: {e}")))?;
+        saved.map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))?;
+        self.saved_next.fetch_max(index + 1, Ordering::SeqCst);
+        self.make_current(meta, None);
+        Ok(())
     }
 
     /// Make `meta`/`data` the current snapshot unless a newer one already is.
@@ -297,27 +290,46 @@ impl RaftSnapshotBuilder<Rzk> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<RzkSnapshot, io::Error> {
-        let job = self
+        let job: Arc<dyn SnapshotSource> = self
             .job
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
-            .ok_or_else(|| io_err("a snapshot builder was used twice"))?;
+            .ok_or_else(|| io_err("a snapshot builder was used twice"))?
+            .into();
         let started = std::time::Instant::now();
-        let data = tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| io_err(format_args!("snapshot serialiser task failed: {e}")))?;
-        let serialised = started.elapsed();
-        let (data, kept) = self.snapshots.keep(&self.meta, data).await;
-        if let Err(e) = kept {
-            // Not fatal (openraft would stop): keep it in memory; the log stays unpurged past
-            // the newest snapshot on disk, so nothing is lost on restart.
-            tracing::error!(
-                "{e}; the snapshot is kept in memory only and the log is not purged past the last saved snapshot; free disk space"
-            );
-            self.snapshots.keep_in_memory(&self.meta, &data);
-        }
-        tracing::info!(last_log_id = ?self.meta.last_log_id, bytes = data.len(), ?serialised, "snapshot built");
+        let saved = match self.snapshots.store {
+            Some(_) => Some(self.snapshots.save(&self.meta, Arc::clone(&job)).await),
+            None => None,
+        };
+        let bytes = job.byte_len();
+        let data = match saved {
+            Some(Ok(())) => {
+                tracing::info!(last_log_id = ?self.meta.last_log_id, bytes, elapsed = ?started.elapsed(), "snapshot built and saved");
+                // openraft keeps only the meta of a snapshot it had built (its state-machine
+                // worker reports the meta to the core and drops the rest); the bytes are in the
+                // file, read back by `get_current_snapshot` when a follower needs them.
+                Vec::new()
+            }
+            not_saved => {
+                if let Some(Err(e)) = not_saved {
+                    // Not fatal (openraft would stop): keep it in memory; the log stays unpurged
+                    // past the newest snapshot on disk, so nothing is lost on restart.
+                    tracing::error!(
+                        "{e}; the snapshot is kept in memory only and the log is not purged past the last saved snapshot; free disk space"
+                    );
+                }
+                let data = tokio::task::spawn_blocking(move || {
+                    let mut data = Vec::with_capacity(usize::try_from(bytes).unwrap_or(0));
+                    job.write_to(&mut data).map(|()| data)
+                })
+                .await
+                .map_err(|e| io_err(format_args!("snapshot serialiser task failed: {e}")))??;
+                self.snapshots.keep_in_memory(&self.meta, &data);
+                tracing::info!(last_log_id = ?self.meta.last_log_id, bytes, elapsed = ?started.elapsed(), "snapshot built in memory");
+                data
+            }
+        };
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: data,
@@ -387,7 +399,11 @@ impl RaftStateMachine<Rzk> for StateMachine {
         // decompressing the file for that costs as much again as the bytes in hand, which are
         // handed over then (and dropped by openraft).
         if self.snapshots.current_log_id() != meta.last_log_id || self.snapshots.lock().is_none() {
-            self.snapshots.keep(meta, snapshot).await.1?;
+            if self.snapshots.store.is_some() {
+                self.snapshots.save(meta, Arc::new(snapshot)).await?;
+            } else {
+                self.snapshots.keep_in_memory(meta, &snapshot);
+            }
         } else if self.snapshots.store.is_some() {
             let hand_back = self.snapshots.loaded_at_open.swap(false, Ordering::SeqCst);
             if let Some(current) = self.snapshots.lock().as_mut() {

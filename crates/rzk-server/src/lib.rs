@@ -42,7 +42,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rzk_proto::{ErrorCode, Request};
-use rzk_replication::{Applier, ProposeError, Replica, ReplicaConfig, Role, SnapshotJob};
+use rzk_replication::{
+    Applier, ProposeError, Replica, ReplicaConfig, Role, SnapshotJob, SnapshotSource,
+};
 use rzk_state_machine::{Entry, EntryOp, SessionId, StateMachine};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -276,6 +278,19 @@ impl Shared {
     }
 }
 
+/// A point-in-time copy of the tree, encoded as replication writes it out.
+struct CopyToEncode(rzk_state_machine::SnapshotCopy);
+
+impl SnapshotSource for CopyToEncode {
+    fn byte_len(&self) -> u64 {
+        self.0.encoded_len()
+    }
+
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.0.encode_to(out)
+    }
+}
+
 impl Applier for Shared {
     fn apply(&self, index: u64, payload: &[u8]) {
         // A committed entry that does not decode means the log or the code is broken: stop
@@ -302,8 +317,7 @@ impl Applier for Shared {
     /// The copy shares the tree with the live state, so the lock is held only for O(sessions);
     /// the job encodes it on replication's blocking thread while applies and reads go on.
     fn snapshot_job(&self) -> SnapshotJob {
-        let copy = self.lock().sm.snapshot_copy();
-        Box::new(move || copy.encode())
+        Box::new(CopyToEncode(self.lock().sm.snapshot_copy()))
     }
 
     fn restore(&self, bytes: &[u8]) {
@@ -606,8 +620,13 @@ mod tests {
         apply(create("/after"));
         apply(create("/before/child"));
         let bytes_after = shared.snapshot();
-        let encoder = std::thread::spawn(job);
-        assert_eq!(encoder.join().expect("snapshot job panicked"), bytes_at_job);
+        let encoder = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            job.write_to(&mut bytes).map(|()| (bytes, job.byte_len()))
+        });
+        let (bytes, announced) = encoder.join().expect("snapshot job panicked").unwrap();
+        assert_eq!(bytes.len() as u64, announced);
+        assert_eq!(bytes, bytes_at_job);
         assert_ne!(bytes_after, bytes_at_job);
         shared.restore(&bytes_at_job);
         assert_eq!(shared.lock().sm.counts().znodes, 6);

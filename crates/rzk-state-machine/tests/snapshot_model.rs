@@ -156,14 +156,19 @@ fn corrupt_snapshots_are_refused() {
     );
 }
 
-/// A snapshot with a valid header around an arbitrary body.
+/// A snapshot (format 2) with a valid header and checksum around an arbitrary body.
 fn sealed(body: &[u8]) -> Vec<u8> {
     let mut out = b"RZKS".to_vec();
-    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&2u32.to_be_bytes());
     out.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
     out.extend_from_slice(body);
+    out.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
     out
+}
+
+/// The body of format-2 snapshot bytes: after the 16-byte header, before the 4-byte checksum.
+fn body_of(bytes: &[u8]) -> &[u8] {
+    &bytes[16..bytes.len() - 4]
 }
 
 proptest! {
@@ -186,7 +191,7 @@ fn structurally_broken_snapshot_is_refused() {
     let h = Harness::new();
     let bytes = h.sm.snapshot();
     // Drop the root: the remaining nodes have no parent.
-    let body = &bytes[20..];
+    let body = body_of(&bytes);
     let garbage: Vec<u8> = body.iter().rev().copied().collect();
     assert!(StateMachine::restore(Options::default(), &sealed(&garbage)).is_err());
 }
@@ -218,7 +223,7 @@ fn renamed(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
     assert_eq!(from.len(), to.len());
     let mut needle = (from.len() as i32).to_be_bytes().to_vec();
     needle.extend_from_slice(from.as_bytes());
-    let mut body = bytes[20..].to_vec();
+    let mut body = body_of(bytes).to_vec();
     let mut found = 0;
     let mut at = 0;
     while let Some(offset) = body[at..].windows(needle.len()).position(|w| w == needle) {

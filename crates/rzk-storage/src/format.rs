@@ -236,17 +236,34 @@ pub(crate) fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FrameError> {
 
 /// The header of a snapshot file whose stored payload (after the header) is `payload`, in
 /// format `version`.
+#[cfg(test)]
 pub(crate) fn encode_snapshot_header(
     index: u64,
     version: u32,
     payload: &[u8],
 ) -> [u8; SNAPSHOT_HEADER_BYTES as usize] {
+    sealed_snapshot_header(
+        index,
+        version,
+        payload.len() as u64,
+        crc32c::crc32c(payload),
+    )
+}
+
+/// The header of a snapshot file whose stored payload is `payload_len` bytes with CRC32C
+/// `payload_crc`, in format `version`.
+pub(crate) fn sealed_snapshot_header(
+    index: u64,
+    version: u32,
+    payload_len: u64,
+    payload_crc: u32,
+) -> [u8; SNAPSHOT_HEADER_BYTES as usize] {
     let mut header = [0u8; SNAPSHOT_HEADER_BYTES as usize];
     header[0..4].copy_from_slice(&SNAPSHOT_MAGIC);
     header[4..8].copy_from_slice(&version.to_le_bytes());
     header[8..16].copy_from_slice(&index.to_le_bytes());
-    header[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-    header[24..28].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    header[16..24].copy_from_slice(&payload_len.to_le_bytes());
+    header[24..28].copy_from_slice(&payload_crc.to_le_bytes());
     let crc = crc32c::crc32c(&header[0..28]);
     header[28..32].copy_from_slice(&crc.to_le_bytes());
     header

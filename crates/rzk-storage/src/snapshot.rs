@@ -1,11 +1,14 @@
 //! Snapshot files: `<dir>/version-2/snapshot.<16 hex index>`, each written atomically and sealed
 //! with a checksum, so a reader either gets the exact bytes that were saved or skips the file.
 
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
-use crate::files::{create_dir_durable, remove_temp_files, sync_dir, write_atomic, IoContext};
+use crate::files::{create_dir_durable, remove_temp_files, sync_dir, temp_path, IoContext};
 use crate::format::{
-    decode_snapshot, encode_snapshot_header, list_numbered, numbered_name, HeaderError,
+    decode_snapshot, list_numbered, numbered_name, sealed_snapshot_header, HeaderError,
     SnapshotError, SNAPSHOT_HEADER_BYTES, SNAPSHOT_PREFIX, SNAPSHOT_VERSION_LZ4,
 };
 use crate::{StorageError, VERSION_DIR};
@@ -43,13 +46,43 @@ impl SnapshotStore {
     /// [`SnapshotStore::save`] of the concatenation of `parts`, without concatenating them in
     /// memory first (a snapshot is the whole state: one copy less of it).
     pub fn save_parts(&self, index: u64, parts: &[&[u8]]) -> Result<PathBuf, StorageError> {
-        let path = self.dir.join(numbered_name(SNAPSHOT_PREFIX, index));
-        let file_bytes = compress_with_header(index, parts);
-        write_atomic(&path, &file_bytes)?;
-        // Pair assertion: what is on disk now verifies and names the same index. Cheap next to
-        // writing the snapshot, and it catches a broken encoder before anyone relies on the file.
+        let len = parts.iter().map(|part| part.len() as u64).sum();
+        let path = self.save_streamed(index, len, |out| {
+            parts.iter().try_for_each(|part| out.write_all(part))
+        })?;
+        // Pair assertion: what is on disk now verifies and holds the same bytes.
         debug_assert!(
             matches!(read_snapshot(&path, index), Ok(Some(ref read)) if *read == parts.concat())
+        );
+        Ok(path)
+    }
+
+    /// Save the snapshot taken at log `index` atomically (temp file, fsync, rename, fsync dir)
+    /// as `write` produces its `len` bytes: they are compressed and checksummed on their way to
+    /// the file, so the whole state is never in memory at once. `write` must write exactly
+    /// `len` bytes to the writer it gets; its error (its own, or the file's, such as a full
+    /// disk) fails the save and leaves no file behind.
+    pub fn save_streamed(
+        &self,
+        index: u64,
+        len: u64,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<PathBuf, StorageError> {
+        let path = self.dir.join(numbered_name(SNAPSHOT_PREFIX, index));
+        let temp = temp_path(&path);
+        let saved = write_snapshot_file(&temp, index, len, write).and_then(|()| {
+            std::fs::rename(&temp, &path).at(&path)?;
+            sync_dir(&self.dir)
+        });
+        if let Err(error) = saved {
+            // Best effort: the temp file is garbage now, and open() removes leftovers anyway.
+            let _ = std::fs::remove_file(&temp);
+            return Err(error);
+        }
+        // Pair assertion: what is on disk now verifies and names the same index. Cheap next to
+        // writing the snapshot, and it catches a broken encoder before anyone relies on it.
+        debug_assert!(
+            matches!(read_snapshot(&path, index), Ok(Some(ref read)) if read.len() as u64 == len)
         );
         Ok(path)
     }
@@ -109,27 +142,85 @@ pub(crate) fn list_snapshots(dir: &Path) -> Result<Vec<SnapshotInfo>, StorageErr
     Ok(infos)
 }
 
-/// A snapshot file: the header, then `state` compressed as one LZ4 frame. The state bytes of a
-/// znode tree compress well (paths share prefixes, values repeat), and LZ4 decompresses at
-/// memory speed, so restarts do not wait on it.
-fn compress_with_header(index: u64, state: &[&[u8]]) -> Vec<u8> {
-    use std::io::Write as _;
-    let header_len = SNAPSHOT_HEADER_BYTES as usize;
+/// How much compressed output is gathered before a write to the file.
+const FILE_BUFFER_BYTES: usize = 256 * 1024;
+
+/// A snapshot file: the header, then the state compressed as one LZ4 frame. The state bytes of
+/// a znode tree compress well (paths share prefixes, values repeat), and LZ4 decompresses at
+/// memory speed, so restarts do not wait on it. The header, which seals the compressed bytes
+/// with their length and checksum, is written last, over room left for it.
+fn write_snapshot_file(
+    temp: &Path,
+    index: u64,
+    len: u64,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), StorageError> {
+    let mut file = File::create(temp).at(temp)?;
+    file.write_all(&[0; SNAPSHOT_HEADER_BYTES as usize])
+        .at(temp)?;
+    let mut sink = Sealing {
+        file: BufWriter::with_capacity(FILE_BUFFER_BYTES, file),
+        crc: 0,
+        len: 0,
+    };
     // The frame says how long the state is, so a reader allocates it once.
-    let state_len: usize = state.iter().map(|part| part.len()).sum();
-    let frame = lz4_flex::frame::FrameInfo::new().content_size(Some(state_len as u64));
-    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame, vec![0u8; header_len]);
-    for part in state {
-        encoder
-            .write_all(part)
-            .expect("compressing into memory does not fail");
+    let frame = lz4_flex::frame::FrameInfo::new().content_size(Some(len));
+    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame, &mut sink);
+    let mut counted = Counted {
+        inner: &mut encoder,
+        len: 0,
+    };
+    write(&mut counted).at(temp)?;
+    let written = counted.len;
+    if written != len {
+        return Err(StorageError::InvalidArgument {
+            what: format!("a snapshot source announced {len} bytes but wrote {written}"),
+        });
     }
-    let mut file = encoder
-        .finish()
-        .expect("compressing into memory does not fail");
-    let header = encode_snapshot_header(index, SNAPSHOT_VERSION_LZ4, &file[header_len..]);
-    file[..header_len].copy_from_slice(&header);
-    file
+    encoder.finish().map_err(io::Error::from).at(temp)?;
+    let Sealing { file, crc, len } = sink;
+    let file = file.into_inner().map_err(|e| e.into_error()).at(temp)?;
+    let header = sealed_snapshot_header(index, SNAPSHOT_VERSION_LZ4, len, crc);
+    file.write_all_at(&header, 0).at(temp)?;
+    file.sync_all().at(temp)
+}
+
+/// Passes bytes to the file, keeping their length and checksum for the header.
+struct Sealing {
+    file: BufWriter<File>,
+    crc: u32,
+    len: u64,
+}
+
+impl Write for Sealing {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.file.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..written]);
+        self.len += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Counts what a snapshot source writes, to hold it to the length it announced.
+struct Counted<W> {
+    inner: W,
+    len: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.len += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The state bytes of a whole snapshot; `None` (with a warning) when it is damaged.
@@ -229,7 +320,7 @@ pub(crate) fn remove_snapshots_below(dir: &Path, index: u64) -> Result<Vec<PathB
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::FORMAT_VERSION;
+    use crate::format::{encode_snapshot_header, FORMAT_VERSION};
 
     fn state() -> Vec<u8> {
         // Like a tree's encoding: repeated path prefixes and values.
@@ -252,6 +343,47 @@ mod tests {
         );
         assert_eq!(store.load(42).unwrap(), Some(state.clone()));
         assert_eq!(store.load_latest().unwrap(), Some((42, state)));
+    }
+
+    // Goal: a snapshot streamed in pieces reads back exactly; a source that fails, or writes
+    // other than the length it announced, leaves no file (nor temp file) and the previous
+    // snapshot stays the newest.
+    #[test]
+    fn streamed_snapshots_read_back_and_failed_ones_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path()).unwrap();
+        let state = state();
+        store
+            .save_streamed(10, state.len() as u64, |out| {
+                state
+                    .chunks(1000)
+                    .try_for_each(|piece| out.write_all(piece))
+            })
+            .unwrap();
+        assert_eq!(store.load(10).unwrap(), Some(state.clone()));
+
+        let failed = store.save_streamed(11, state.len() as u64, |out| {
+            out.write_all(&state[..5000])?;
+            Err(io::Error::other("source gave up (test)"))
+        });
+        let error = failed.unwrap_err().to_string();
+        assert!(error.contains("source gave up (test)"), "{error}");
+        let short = store.save_streamed(12, state.len() as u64, |out| out.write_all(&state[1..]));
+        let error = short.unwrap_err().to_string();
+        assert!(
+            error.contains(&format!(
+                "announced {} bytes but wrote {}",
+                state.len(),
+                state.len() - 1
+            )),
+            "{error}"
+        );
+        let names: Vec<String> = std::fs::read_dir(store.dir())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [numbered_name(SNAPSHOT_PREFIX, 10)]);
+        assert_eq!(store.load_latest().unwrap(), Some((10, state)));
     }
 
     #[test]

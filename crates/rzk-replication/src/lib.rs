@@ -277,6 +277,11 @@ pub struct ReplicaStatus {
     /// The durable log's counters (group-commit syncs: count, total and longest time, and how
     /// many took how long); `None` in memory.
     pub log_syncs: Option<rzk_storage::WalStats>,
+    /// Last log index of the newest snapshot (saved as a file, or held in memory when its file
+    /// could not be written); `None` before the first.
+    pub snapshot_index: Option<u64>,
+    /// Last log index dropped from the log (covered by a saved snapshot); `None` before any.
+    pub purged_index: Option<u64>,
 }
 
 /// Where a request that needs the leader goes.
@@ -850,6 +855,8 @@ impl Replica {
             synced_followers,
             follower_lag,
             log_syncs: self.wal_log.as_ref().and_then(log_wal::WalLog::stats),
+            snapshot_index: m.snapshot.map(|id| id.index),
+            purged_index: m.purged.map(|id| id.index),
         }
     }
 

@@ -275,6 +275,58 @@ async fn wal_standalone_restarts_from_snapshot_and_log() {
     replica.shutdown().await;
 }
 
+/// Goal: a snapshot whose file cannot be written (a full or broken disk) is not fatal: it is
+/// kept in memory, writes go on, the log is not purged past the newest saved snapshot, and once
+/// the directory works again a restart recovers everything. Method: after start, the snapshot
+/// directory's `version-2` becomes a plain file (every save then fails, whoever runs the test),
+/// 200 entries at snapCount 40 make snapshots; the status shows one while no file exists and
+/// nothing is purged; then the directory comes back, a clean shutdown saves one, and a restart
+/// restores the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_cannot_be_saved_is_kept_in_memory_and_the_log_stays() {
+    let log_dir = tempfile::tempdir().expect("a temporary log directory");
+    let snapshot_dir = tempfile::tempdir().expect("a temporary snapshot directory");
+    let config = || ReplicaConfig {
+        snapshot_dir: Some(snapshot_dir.path().to_path_buf()),
+        ..config(Some(log_dir.path().to_path_buf()), 40)
+    };
+    let first = Arc::new(Recorder::default());
+    let replica = Arc::new(start(config(), Arc::clone(&first)).await);
+    let version_dir = snapshot_dir.path().join("version-2");
+    std::fs::remove_dir_all(&version_dir).unwrap();
+    std::fs::write(&version_dir, b"not a directory").unwrap();
+
+    let got = propose_concurrently(&replica, 2, 100, 0).await;
+    let before = first.applied();
+    check_order(&before, &got, 2, 100, 0);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while replica.status().snapshot_index.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no snapshot built within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = replica.status();
+    assert_eq!(status.purged_index, None, "{status:?}");
+    assert!(version_dir.is_file(), "the blocked directory was replaced");
+    // Writes still work after the failed saves.
+    let more = propose_concurrently(&replica, 1, 10, 100).await;
+    assert_eq!(more[0].len(), 10);
+    let before = first.applied();
+
+    std::fs::remove_file(&version_dir).unwrap();
+    std::fs::create_dir(&version_dir).unwrap();
+    Arc::into_inner(replica)
+        .expect("no other handle")
+        .shutdown()
+        .await;
+    let second = Arc::new(Recorder::default());
+    let replica = start(config(), Arc::clone(&second)).await;
+    assert_eq!(second.applied(), before, "state after the restart differs");
+    replica.shutdown().await;
+}
+
 /// Wait (bounded) until a snapshot file is saved under `dir/version-2`.
 async fn wait_for_snapshot_file(dir: &std::path::Path) {
     let deadline = tokio::time::Instant::now() + WAIT;

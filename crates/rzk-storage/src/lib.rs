@@ -54,7 +54,9 @@
 //!                | HeaderCrc u32 | Payload [PayloadLen bytes]     (file snapshot.<16 hex Index>)
 //!                Payload is the state bytes as one LZ4 frame (lz4_flex, pure Rust: the state
 //!                compresses several-fold and decompresses at memory speed). Version 1 files,
-//!                whose Payload is the state bytes as they are, are still read.
+//!                whose Payload is the state bytes as they are, are still read. A snapshot is
+//!                written as it is produced (`save_streamed`): the header, which needs the
+//!                compressed length and checksum, goes over room left for it at the end.
 //! Meta        := Magic "RZKM" | Version u32 = 1 | Len u32 | Crc u32 (over Len and Value)
 //!                | Value [Len bytes]       (files meta.<name> from save_meta, and wal.purged,
 //!                                            whose Value is the purge watermark as u64)

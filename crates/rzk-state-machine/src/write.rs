@@ -303,11 +303,15 @@ impl StateMachine {
         ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
-        let parent_path = parent_path.to_string();
-        self.update_stat(context, &parent_path, |stat, zxid| {
-            stat.cversion = stat.cversion.wrapping_add(1);
-            stat.pzxid = zxid;
-        });
+        // One change of the parent: its stat (undone through the log) and its child count (undone
+        // when the node is unlinked).
+        let zxid = context.zxid;
+        let parent = self.node_mut(parent_path);
+        let parent_before = parent.stat;
+        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+        parent.stat.pzxid = zxid;
+        count_child(parent);
+        context.record(|| Undo::Stat(Box::from(parent_path), parent_before));
         let stat = StoredStat {
             czxid: context.zxid,
             mzxid: context.zxid,
@@ -324,7 +328,7 @@ impl StateMachine {
             child_count: 0,
         };
         let stat = node.client_stat(self.options.extended_types_enabled);
-        self.link(Box::from(path.as_str()), Arc::new(node));
+        self.insert_counted(Box::from(path.as_str()), Arc::new(node));
         context.record(|| Undo::Created(Box::from(path.as_str())));
         context.events.push(TreeEvent::Created(path.clone()));
         Ok(WriteOk::Created { op, path, stat })
@@ -413,11 +417,16 @@ impl StateMachine {
 
     /// `DataTree.deleteNode` for a node already checked: parent pzxid, unlink, event.
     fn delete_node(&mut self, context: &mut Context, path: &str) {
-        let parent_path = crate::path::parent_of(path).to_string();
-        self.update_stat(context, &parent_path, |stat, zxid| {
-            stat.pzxid = stat.pzxid.max(zxid)
-        });
-        let node = self.unlink(path);
+        let parent_path = crate::path::parent_of(path);
+        let zxid = context.zxid;
+        let node = self.remove_counted(path);
+        // One change of the parent: its stat (undone through the log) and its child count (undone
+        // when the node is linked back).
+        let parent = self.node_mut(parent_path);
+        let parent_before = parent.stat;
+        parent.stat.pzxid = parent.stat.pzxid.max(zxid);
+        uncount_child(parent);
+        context.record(|| Undo::Stat(Box::from(parent_path), parent_before));
         context.record(|| Undo::Deleted(Box::from(path), node));
         context.events.push(TreeEvent::Deleted(path.to_string()));
     }
@@ -433,19 +442,25 @@ impl StateMachine {
         let node = self.node(&record.path)?;
         check_acl(&self.options, &node.acl, PERM_WRITE, auth)?;
         let version = check_version(node.stat.version, record.version)?;
-        let old_data = node.data.clone();
+        let (zxid, time_ms) = (context.zxid, context.time_ms);
+        let extended = self.options.extended_types_enabled;
+        // One change of the node: data, version, mzxid and mtime.
+        let node = self.node_mut(&record.path);
+        let stat_before = node.stat;
+        let old_data = std::mem::replace(&mut node.data, record.data.as_deref().map(Box::from));
+        node.stat.version = version;
+        node.stat.mzxid = zxid;
+        node.stat.mtime = time_ms;
+        let stat = node.client_stat(extended);
+        let new_len = node.data.as_ref().map_or(0, |data| data.len()) as u64;
+        let old_len = old_data.as_ref().map_or(0, |data| data.len()) as u64;
+        self.data_size = self.data_size - old_len + new_len;
         context.record(|| Undo::Data(Box::from(record.path.as_str()), old_data));
-        self.update_stat(context, &record.path, |stat, zxid| {
-            stat.version = version;
-            stat.mzxid = zxid;
-        });
-        let time_ms = context.time_ms;
-        self.node_mut(&record.path).stat.mtime = time_ms;
-        self.replace_data(&record.path, record.data.as_deref().map(Box::from));
+        context.record(|| Undo::Stat(Box::from(record.path.as_str()), stat_before));
         context
             .events
             .push(TreeEvent::DataChanged(record.path.clone()));
-        Ok(WriteOk::DataSet(self.client_stat(&record.path)))
+        Ok(WriteOk::DataSet(stat))
     }
 
     fn set_acl(
@@ -511,11 +526,12 @@ impl StateMachine {
     /// Insert a node under its (existing) parent and into the kind indexes.
     pub(crate) fn link(&mut self, path: Box<str>, node: Arc<Node>) {
         let (parent_path, _) = split_parent(&path).expect("linked path has no slash");
-        let parent = self.node_mut(parent_path);
-        parent.child_count = parent
-            .child_count
-            .checked_add(1)
-            .expect("more than u32::MAX children");
+        count_child(self.node_mut(parent_path));
+        self.insert_counted(path, node);
+    }
+
+    /// [`StateMachine::link`] for a node its parent already counts.
+    fn insert_counted(&mut self, path: Box<str>, node: Arc<Node>) {
         self.index_kind(&path, &node);
         self.data_size += crate::tree::node_size(&path, &node);
         assert!(self.nodes.insert(path, node).is_none(), "node linked twice");
@@ -545,17 +561,19 @@ impl StateMachine {
 
     /// Remove a childless node from its parent and the kind indexes.
     pub(crate) fn unlink(&mut self, path: &str) -> Arc<Node> {
+        let node = self.remove_counted(path);
+        let (parent_path, _) = split_parent(path).expect("unlinked path has no slash");
+        uncount_child(self.node_mut(parent_path));
+        node
+    }
+
+    /// [`StateMachine::unlink`] but for the parent's count, which the caller lowers.
+    fn remove_counted(&mut self, path: &str) -> Arc<Node> {
         let node = self.nodes.remove(path).expect("unlinked node is missing");
         assert_eq!(
             node.child_count, 0,
             "unlinked node {path} still has children"
         );
-        let (parent_path, _) = split_parent(path).expect("unlinked path has no slash");
-        let parent = self.node_mut(parent_path);
-        parent.child_count = parent
-            .child_count
-            .checked_sub(1)
-            .expect("unlinked node's parent counted no children");
         match node_kind(
             node.stat.ephemeral_owner,
             self.options.extended_types_enabled,
@@ -577,6 +595,22 @@ impl StateMachine {
         self.data_size -= crate::tree::node_size(path, &node);
         node
     }
+}
+
+/// One more child under `parent`.
+fn count_child(parent: &mut Node) {
+    parent.child_count = parent
+        .child_count
+        .checked_add(1)
+        .expect("more than u32::MAX children");
+}
+
+/// One child fewer under `parent`.
+fn uncount_child(parent: &mut Node) {
+    parent.child_count = parent
+        .child_count
+        .checked_sub(1)
+        .expect("unlinked node's parent counted no children");
 }
 
 /// Results of a successful multi. 3.8 decodes create2 inside multi as create, so both answer

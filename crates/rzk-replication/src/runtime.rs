@@ -130,26 +130,27 @@ impl AsyncRuntime for RzkRuntime {
 mod tests {
     use super::*;
 
-    /// Measured, not assumed: Tokio stretches a 1 µs sleep to its millisecond tick, and the
-    /// runtime's short sleep (one yield) does not wait for it. Repeated so that one lucky tick boundary
-    /// cannot pass the test.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn short_sleeps_complete_without_waiting_for_tokios_timer_tick() {
-        const ROUNDS: u32 = 50;
-        let started = std::time::Instant::now();
-        for _ in 0..ROUNDS {
+    /// The runtime's short sleeps (one yield) never go through Tokio's timer, which would hold a
+    /// 1 µs sleep until its next millisecond tick. Deterministic: on a paused clock, Tokio moves
+    /// the clock to a timer's deadline once nothing else can run, so a sleep that waited for the
+    /// timer moves the clock and one that did not leaves it where it was.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn short_sleeps_do_not_wait_for_tokios_timer() {
+        let started = tokio::time::Instant::now();
+        for _ in 0..50 {
             RzkRuntime::sleep_until(TokioInstant::now() + Duration::from_micros(1)).await;
             RzkRuntime::sleep(Duration::from_nanos(1)).await;
         }
-        let ours = started.elapsed();
-        let started = std::time::Instant::now();
-        for _ in 0..ROUNDS {
-            TokioRuntime::sleep_until(TokioInstant::now() + Duration::from_micros(1)).await;
-        }
-        let tokios = started.elapsed();
+        assert_eq!(
+            tokio::time::Instant::now(),
+            started,
+            "a short sleep waited for Tokio's timer"
+        );
+        // The control: the same sleep on Tokio's runtime does wait for the timer.
+        TokioRuntime::sleep_until(TokioInstant::now() + Duration::from_micros(1)).await;
         assert!(
-            ours < tokios / 4,
-            "{ROUNDS} short sleeps took {ours:?} here against {tokios:?} on Tokio's timer"
+            tokio::time::Instant::now() - started >= Duration::from_micros(1),
+            "Tokio's 1 µs sleep did not move the paused clock"
         );
     }
 

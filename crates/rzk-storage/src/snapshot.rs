@@ -178,9 +178,14 @@ fn write_snapshot_file(
         });
     }
     encoder.finish().map_err(io::Error::from).at(temp)?;
-    let Sealing { file, crc, len } = sink;
+    // The header seals what is on disk: the compressed bytes, not the state.
+    let Sealing {
+        file,
+        crc: payload_crc,
+        len: payload_len,
+    } = sink;
     let file = file.into_inner().map_err(|e| e.into_error()).at(temp)?;
-    let header = sealed_snapshot_header(index, SNAPSHOT_VERSION_LZ4, len, crc);
+    let header = sealed_snapshot_header(index, SNAPSHOT_VERSION_LZ4, payload_len, payload_crc);
     file.write_all_at(&header, 0).at(temp)?;
     file.sync_all().at(temp)
 }

@@ -316,7 +316,7 @@ impl RaftSnapshotBuilder<Rzk> for SnapshotBuilder {
                     // Not fatal (openraft would stop): keep it in memory; the log stays unpurged
                     // past the newest snapshot on disk, so nothing is lost on restart.
                     tracing::error!(
-                        "{e}; the snapshot is kept in memory only and the log is not purged past the last saved snapshot; free disk space"
+                        "{e}; the snapshot is kept in memory only and the log is not purged past the last saved snapshot; free disk space, or fix the file or directory the error names"
                     );
                 }
                 let data = tokio::task::spawn_blocking(move || {

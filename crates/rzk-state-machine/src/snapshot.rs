@@ -186,7 +186,8 @@ struct Chunks<'a> {
 impl<'a> Chunks<'a> {
     fn new(out: &'a mut dyn io::Write) -> Chunks<'a> {
         Chunks {
-            // Room for one more node of the largest size a client can write (1 MiB of data).
+            // A piece is handed over once it reaches CHUNK_BYTES, so it ends with one node past
+            // that: room for a 64 KiB one; a larger node (up to jute.maxbuffer) grows it once.
             writer: Writer {
                 bytes: Vec::with_capacity(CHUNK_BYTES + 64 * 1024),
             },

@@ -475,12 +475,17 @@ impl StateMachine {
         let node = self.node(&record.path)?;
         check_acl(&self.options, &node.acl, PERM_ADMIN, auth)?;
         let aversion = check_version(node.stat.aversion, record.version)?;
-        let old_acl = Arc::clone(&node.acl);
-        context.record(|| Undo::Acl(Box::from(record.path.as_str()), old_acl));
-        self.update_stat(context, &record.path, |stat, _| stat.aversion = aversion);
         let acl = self.acl_cache.intern(acl);
-        self.node_mut(&record.path).acl = acl;
-        Ok(WriteOk::AclSet(self.client_stat(&record.path)))
+        let extended = self.options.extended_types_enabled;
+        // One change of the node: its ACL and aversion.
+        let node = self.node_mut(&record.path);
+        let stat_before = node.stat;
+        let old_acl = std::mem::replace(&mut node.acl, acl);
+        node.stat.aversion = aversion;
+        let stat = node.client_stat(extended);
+        context.record(|| Undo::Acl(Box::from(record.path.as_str()), old_acl));
+        context.record(|| Undo::Stat(Box::from(record.path.as_str()), stat_before));
+        Ok(WriteOk::AclSet(stat))
     }
 
     /// check (version precondition): READ on the node, no change.
@@ -495,24 +500,9 @@ impl StateMachine {
         let node = self.node(&record.path)?;
         check_acl(&self.options, &node.acl, PERM_READ, auth)?;
         check_version(node.stat.version, record.version)?;
-        Ok(WriteOk::Checked(self.client_stat(&record.path)))
-    }
-
-    pub(crate) fn client_stat(&self, path: &str) -> Stat {
-        self.nodes[path].client_stat(self.options.extended_types_enabled)
-    }
-
-    fn update_stat(
-        &mut self,
-        context: &mut Context,
-        path: &str,
-        change: impl FnOnce(&mut StoredStat, i64),
-    ) {
-        let zxid = context.zxid;
-        let node = self.node_mut(path);
-        let before = node.stat;
-        change(&mut node.stat, zxid);
-        context.record(|| Undo::Stat(Box::from(path), before));
+        Ok(WriteOk::Checked(
+            node.client_stat(self.options.extended_types_enabled),
+        ))
     }
 
     fn replace_data(&mut self, path: &str, data: Option<Box<[u8]>>) {

@@ -349,8 +349,10 @@ fn zkserver_print_cmd_prints_a_command_that_runs_the_server() {
         mode_on(setup.port).as_deref() == Some("standalone")
     });
     let out_file = line.split('"').nth(5).expect("the .out path").to_string();
-    let log = fs::read_to_string(&out_file).expect("the .out file the command names");
-    assert!(log.contains("rzk serving"), "{log}");
+    // The server logs "rzk serving" just after its accept loop starts, so srvr can answer first.
+    wait_until("the .out file the command names to say rzk serving", || {
+        fs::read_to_string(&out_file).is_ok_and(|log| log.contains("rzk serving"))
+    });
     let _ = Command::new("kill")
         .args(["-s", "TERM", &child.0.id().to_string()])
         .status();

@@ -294,30 +294,21 @@ impl StateMachine {
             record.path.clone()
         };
         validate_path(&path)?;
-        if self.nodes.contains_key(path.as_str()) {
-            return Err(ErrorCode::NodeExists);
-        }
+        // Before the NodeExists check that the insert below makes: an ephemeral node has no
+        // children, so at most one of the two can apply.
         if let NodeKind::Ephemeral(_) = node_kind(
             parent.stat.ephemeral_owner,
             self.options.extended_types_enabled,
         ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
-        // One change of the parent: its stat (undone through the log) and its child count (undone
-        // when the node is unlinked).
         let zxid = context.zxid;
-        let parent = self.node_mut(parent_path);
-        let parent_before = parent.stat;
-        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
-        parent.stat.pzxid = zxid;
-        count_child(parent);
-        context.record(|| Undo::Stat(Box::from(parent_path), parent_before));
         let stat = StoredStat {
-            czxid: context.zxid,
-            mzxid: context.zxid,
+            czxid: zxid,
+            mzxid: zxid,
             ctime: context.time_ms,
             mtime: context.time_ms,
-            pzxid: context.zxid,
+            pzxid: zxid,
             ephemeral_owner: owner,
             ..StoredStat::default()
         };
@@ -328,7 +319,17 @@ impl StateMachine {
             child_count: 0,
         };
         let stat = node.client_stat(self.options.extended_types_enabled);
-        self.insert_counted(Box::from(path.as_str()), Arc::new(node));
+        // One descent of the tree for the new path, which is where a create's time goes on a
+        // large tree (its nodes are not in the CPU's caches): insert, and put back what was there.
+        self.link_new(&path, Arc::new(node))?;
+        // One change of the parent: its stat (undone through the log) and its child count (undone
+        // when the node is unlinked).
+        let parent = self.node_mut(parent_path);
+        let parent_before = parent.stat;
+        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+        parent.stat.pzxid = zxid;
+        count_child(parent);
+        context.record(|| Undo::Stat(Box::from(parent_path), parent_before));
         context.record(|| Undo::Created(Box::from(path.as_str())));
         context.events.push(TreeEvent::Created(path.clone()));
         Ok(WriteOk::Created { op, path, stat })
@@ -521,6 +522,19 @@ impl StateMachine {
     }
 
     /// [`StateMachine::link`] for a node its parent already counts.
+    /// Link a node at a path that must be free: `NodeExists` (and the tree as it was) if not.
+    fn link_new(&mut self, path: &str, node: Arc<Node>) -> Result<(), ErrorCode> {
+        let size = crate::tree::node_size(path, &node);
+        let kind = Arc::clone(&node);
+        if let Some(there) = self.nodes.insert(Box::from(path), node) {
+            self.nodes.insert(Box::from(path), there);
+            return Err(ErrorCode::NodeExists);
+        }
+        self.index_kind(path, &kind);
+        self.data_size += size;
+        Ok(())
+    }
+
     fn insert_counted(&mut self, path: Box<str>, node: Arc<Node>) {
         self.index_kind(&path, &node);
         self.data_size += crate::tree::node_size(&path, &node);

@@ -278,6 +278,53 @@ fn ephemerals_and_sessions() {
     assert_eq!(unknown.reply, Err(ErrorCode::SessionExpired));
 }
 
+// Goal: a create whose path is taken answers NodeExists and changes nothing: not the node there
+// (its data, Stat, owner and its place in its session's ephemerals), not the parent, not the
+// tree's digest; also when the taken node is the creating session's own ephemeral, and inside a
+// multi that rolls back. (Create finds a taken path by inserting and putting back what was there.)
+#[test]
+fn a_create_on_a_taken_path_changes_nothing() {
+    let mut h = Harness::new();
+    h.mk("/p");
+    assert_eq!(h.create_with("/p/e", Some(b"mine"), 1), created("/p/e"));
+    h.mk("/p/plain");
+    let before = h.sm.digest();
+    let (parent, node) = (h.stat("/p"), h.stat("/p/e"));
+    let taken = [
+        (S1, "/p/e", 1),
+        (S1, "/p/e", 0),
+        (S2, "/p/e", 1),
+        (S2, "/p/plain", 1),
+        (S2, "/p", 0),
+    ];
+    for (session, path, flags) in taken {
+        let reply = h.write_as(session, &[], create_request(path, Some(b"other"), flags));
+        assert_eq!(
+            reply.reply,
+            Err(ErrorCode::NodeExists),
+            "{path} by {session:#x}"
+        );
+    }
+    let multi = h.write(Request::Multi(vec![
+        create_request("/p/new", None, 0),
+        create_request("/p/e", None, 1),
+    ]));
+    assert!(
+        matches!(multi.reply, Ok(Response::Multi(ref results)) if results.len() == 2),
+        "{:?}",
+        multi.reply
+    );
+    assert_eq!(h.sm.digest(), before);
+    assert_eq!(h.stat("/p"), parent);
+    assert_eq!(h.stat("/p/e"), node);
+    assert_eq!(h.get("/p/e").as_deref(), Some(&b"mine"[..]));
+    assert_eq!(h.children("/p"), vec!["e".to_string(), "plain".to_string()]);
+    assert_eq!(h.sm.counts().ephemerals, 1);
+    // The ephemeral is still indexed under its session: it goes when the session closes.
+    h.entry(S1, EntryOp::CloseSession);
+    assert_eq!(h.children("/p"), vec!["plain".to_string()]);
+}
+
 // Goal: getEphemerals is per session with a plain string prefix.
 #[test]
 fn get_ephemerals_prefix() {

@@ -110,20 +110,16 @@ use crate::state_machine::{Snapshots, StateMachine};
 /// ([`Applier::snapshot_job`]), on a blocking thread, as often as asked: to the snapshot file as
 /// they are made, or into memory when there is no file (or it cannot be written).
 pub trait SnapshotSource: Send + Sync + 'static {
-    /// Exactly how many bytes [`SnapshotSource::write_to`] writes.
-    fn byte_len(&self) -> u64;
-    /// Write the snapshot bytes to `out`, in pieces; fails only when `out` does.
-    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()>;
+    /// Write the snapshot bytes to `out`, in pieces, and say how many there were (the same
+    /// bytes each time); fails only when `out` does.
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<u64>;
 }
 
 /// Bytes already made.
 impl SnapshotSource for Vec<u8> {
-    fn byte_len(&self) -> u64 {
-        self.len() as u64
-    }
-
-    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        out.write_all(self)
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
+        out.write_all(self)?;
+        Ok(self.len() as u64)
     }
 }
 

@@ -113,7 +113,7 @@ impl Snapshots {
         self: &Arc<Self>,
         meta: &SnapshotMeta,
         source: Arc<dyn SnapshotSource>,
-    ) -> Result<(), io::Error> {
+    ) -> Result<u64, io::Error> {
         let prefix = encode_snapshot_prefix(meta)?;
         let this = Arc::clone(self);
         let index = meta.last_log_id.map_or(0, |id| id.index);
@@ -122,20 +122,22 @@ impl Snapshots {
                 .store
                 .as_ref()
                 .expect("save is called only with a store");
-            let len = prefix.len() as u64 + source.byte_len();
+            let mut state_bytes = 0;
             store
-                .save_streamed(index, len, |out| {
+                .save_streamed(index, |out| {
                     out.write_all(&prefix)?;
-                    source.write_to(out)
+                    state_bytes = source.write_to(out)?;
+                    Ok(())
                 })
-                .map(|_| ())
+                .map(|_| state_bytes)
         })
         .await
         .map_err(|e| io_err(format_args!("snapshot writer task failed: {e}")))?;
-        saved.map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))?;
+        let state_bytes =
+            saved.map_err(|e| io_err(format_args!("saving the snapshot at index {index}: {e}")))?;
         self.saved_next.fetch_max(index + 1, Ordering::SeqCst);
         self.make_current(meta, None);
-        Ok(())
+        Ok(state_bytes)
     }
 
     /// Make `meta`/`data` the current snapshot unless a newer one already is.
@@ -302,9 +304,8 @@ impl RaftSnapshotBuilder<Rzk> for SnapshotBuilder {
             Some(_) => Some(self.snapshots.save(&self.meta, Arc::clone(&job)).await),
             None => None,
         };
-        let bytes = job.byte_len();
         let data = match saved {
-            Some(Ok(())) => {
+            Some(Ok(bytes)) => {
                 tracing::info!(last_log_id = ?self.meta.last_log_id, bytes, elapsed = ?started.elapsed(), "snapshot built and saved");
                 // openraft keeps only the meta of a snapshot it had built (its state-machine
                 // worker reports the meta to the core and drops the rest); the bytes are in the
@@ -320,13 +321,13 @@ impl RaftSnapshotBuilder<Rzk> for SnapshotBuilder {
                     );
                 }
                 let data = tokio::task::spawn_blocking(move || {
-                    let mut data = Vec::with_capacity(usize::try_from(bytes).unwrap_or(0));
-                    job.write_to(&mut data).map(|()| data)
+                    let mut data = Vec::new();
+                    job.write_to(&mut data).map(|_| data)
                 })
                 .await
                 .map_err(|e| io_err(format_args!("snapshot serialiser task failed: {e}")))??;
                 self.snapshots.keep_in_memory(&self.meta, &data);
-                tracing::info!(last_log_id = ?self.meta.last_log_id, bytes, elapsed = ?started.elapsed(), "snapshot built in memory");
+                tracing::info!(last_log_id = ?self.meta.last_log_id, bytes = data.len(), elapsed = ?started.elapsed(), "snapshot built in memory");
                 data
             }
         };

@@ -282,11 +282,7 @@ impl Shared {
 struct CopyToEncode(rzk_state_machine::SnapshotCopy);
 
 impl SnapshotSource for CopyToEncode {
-    fn byte_len(&self) -> u64 {
-        self.0.encoded_len()
-    }
-
-    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
         self.0.encode_to(out)
     }
 }
@@ -622,10 +618,10 @@ mod tests {
         let bytes_after = shared.snapshot();
         let encoder = std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            job.write_to(&mut bytes).map(|()| (bytes, job.byte_len()))
+            job.write_to(&mut bytes).map(|written| (bytes, written))
         });
-        let (bytes, announced) = encoder.join().expect("snapshot job panicked").unwrap();
-        assert_eq!(bytes.len() as u64, announced);
+        let (bytes, written) = encoder.join().expect("snapshot job panicked").unwrap();
+        assert_eq!(bytes.len() as u64, written);
         assert_eq!(bytes, bytes_at_job);
         assert_ne!(bytes_after, bytes_at_job);
         shared.restore(&bytes_at_job);

@@ -48,6 +48,18 @@ impl Writer {
         self.string(&id.scheme);
         self.string(&id.id);
     }
+    /// LEB128: seven bits a byte, low bits first, the top bit set on every byte but the last.
+    pub fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.bytes.push(value as u8 | 0x80);
+            value >>= 7;
+        }
+        self.bytes.push(value as u8);
+    }
+    /// A signed value as a [`Writer::varint`], small magnitudes short (zigzag: 0, -1, 1, -2...).
+    pub fn zigzag(&mut self, value: i64) {
+        self.varint(((value << 1) ^ (value >> 63)) as u64);
+    }
     pub fn acl_list(&mut self, acl: &[Acl]) {
         self.length(acl.len());
         for entry in acl {
@@ -103,6 +115,28 @@ impl<'a> Reader<'a> {
     pub fn u64(&mut self) -> Result<u64, ReadError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
+    /// See [`Writer::varint`]; at most 10 bytes, and no bits past 64.
+    pub fn varint(&mut self) -> Result<u64, ReadError> {
+        let offset = self.offset;
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                break;
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("invalid varint at offset {offset}"))
+    }
+    /// See [`Writer::zigzag`].
+    pub fn zigzag(&mut self) -> Result<i64, ReadError> {
+        let value = self.varint()?;
+        Ok((value >> 1) as i64 ^ -((value & 1) as i64))
+    }
     pub fn buffer(&mut self) -> Result<Option<&'a [u8]>, ReadError> {
         let length = self.i32()?;
         if length == -1 {
@@ -152,5 +186,48 @@ impl<'a> Reader<'a> {
             });
         }
         Ok(acl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: varints and zigzags round-trip at every bit width and at the extremes, take the
+    // advertised number of bytes, and a reader refuses overlong or overflowing input.
+    #[test]
+    fn varints_round_trip_and_refuse_overflow() {
+        let mut values: Vec<u64> = (0..64).map(|bit| 1u64 << bit).collect();
+        values.extend(values.clone().iter().map(|v| v - 1));
+        values.push(u64::MAX);
+        for value in values {
+            let mut writer = Writer::default();
+            writer.varint(value);
+            let expected_len = (64 - value.leading_zeros()).div_ceil(7).max(1) as usize;
+            assert_eq!(writer.bytes.len(), expected_len, "{value}");
+            assert_eq!(Reader::new(&writer.bytes).varint(), Ok(value));
+            let signed = value as i64;
+            let mut writer = Writer::default();
+            writer.zigzag(signed);
+            assert_eq!(Reader::new(&writer.bytes).zigzag(), Ok(signed));
+        }
+        for (value, len) in [
+            (0i64, 1),
+            (-1, 1),
+            (63, 1),
+            (-64, 1),
+            (64, 2),
+            (i64::MIN, 10),
+        ] {
+            let mut writer = Writer::default();
+            writer.zigzag(value);
+            assert_eq!(writer.bytes.len(), len, "{value}");
+        }
+        // 11 continuation bytes, a 10th byte with more than the 64th bit, and a cut-off one.
+        assert!(Reader::new(&[0x80; 11]).varint().is_err());
+        let mut too_big = vec![0xff; 9];
+        too_big.push(0x02);
+        assert!(Reader::new(&too_big).varint().is_err());
+        assert!(Reader::new(&[0x80]).varint().is_err());
     }
 }

@@ -133,27 +133,88 @@ fn snapshot_round_trip() {
 #[test]
 fn corrupt_snapshots_are_refused() {
     let h = busy_harness();
-    let bytes = h.sm.snapshot();
-    for length in 0..bytes.len() {
-        assert!(
-            StateMachine::restore(Options::default(), &bytes[..length]).is_err(),
-            "truncated at {length}"
+    for bytes in [h.sm.snapshot(), h.sm.snapshot_copy().encode_format_2()] {
+        for length in 0..bytes.len() {
+            assert!(
+                StateMachine::restore(Options::default(), &bytes[..length]).is_err(),
+                "truncated at {length}"
+            );
+        }
+        for index in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[index] ^= 0x40;
+            assert!(
+                StateMachine::restore(Options::default(), &flipped).is_err(),
+                "flipped byte {index}"
+            );
+        }
+        let mut future = bytes.clone();
+        future[4..8].copy_from_slice(&99u32.to_be_bytes());
+        assert_eq!(
+            StateMachine::restore(Options::default(), &future).err(),
+            Some(SnapshotError::UnsupportedVersion(99))
         );
     }
-    for index in 0..bytes.len() {
-        let mut flipped = bytes.clone();
-        flipped[index] ^= 0x40;
-        assert!(
-            StateMachine::restore(Options::default(), &flipped).is_err(),
-            "flipped byte {index}"
-        );
+}
+
+/// A snapshot (format 3) with a valid header and trailer around an arbitrary body.
+fn sealed_v3(body: &[u8]) -> Vec<u8> {
+    let mut out = b"RZKS".to_vec();
+    out.extend_from_slice(&3u32.to_be_bytes());
+    out.extend_from_slice(body);
+    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(body).to_be_bytes());
+    out
+}
+
+/// A format-3 body with no sessions and the given encoded nodes.
+fn compact_body(nodes: &[&[u8]]) -> Vec<u8> {
+    let mut body = 7i64.to_be_bytes().to_vec();
+    body.extend_from_slice(&0u32.to_be_bytes());
+    body.extend_from_slice(&(nodes.len() as u64).to_be_bytes());
+    for node in nodes {
+        body.extend_from_slice(node);
     }
-    let mut future = bytes.clone();
-    future[4..8].copy_from_slice(&99u32.to_be_bytes());
-    assert_eq!(
-        StateMachine::restore(Options::default(), &future).err(),
-        Some(SnapshotError::UnsupportedVersion(99))
-    );
+    body
+}
+
+// Goal: what only the compact layout can get wrong is refused with an error naming it: a path
+// sharing more bytes than the previous path has, an ACL index past the next new one, unknown
+// flags, a version outside i32, an overlong varint, data longer than the body.
+#[test]
+fn broken_compact_nodes_are_refused() {
+    // The root: shares 0, "/", new ACL list 0 (empty), no flags, czxid 0, ctime 0.
+    let root: &[u8] = &[0, 1, b'/', 0, 0, 0, 0, 0, 0, 0, 0];
+    let restore = |nodes: &[&[u8]]| match StateMachine::restore(
+        Options::default(),
+        &sealed_v3(&compact_body(nodes)),
+    ) {
+        Err(SnapshotError::Corrupt(why)) => why,
+        other => panic!("{nodes:?}: {:?}", other.map(|_| ())),
+    };
+    // Only the root: well formed, refused for what is missing.
+    let why = restore(&[root]);
+    assert!(why.contains("/zookeeper is missing"), "{why}");
+    let cases: [(&[u8], &str); 6] = [
+        (&[9, 1, b'a', 0, 0, 0, 0], "shares 9 bytes"),
+        (&[1, 1, b'a', 5, 0, 0, 0], "ACL index 5 out of range"),
+        (&[1, 1, b'a', 0, 0x40, 0, 0], "unknown flags 0x40"),
+        (
+            &[1, 1, b'a', 0, 32, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0],
+            "version 4294967296",
+        ),
+        (
+            &[
+                1, 1, b'a', 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0,
+            ],
+            "invalid varint",
+        ),
+        (&[1, 1, b'a', 0, 1, 100, b'x'], "truncated"),
+    ];
+    for (node, expected) in cases {
+        let why = restore(&[root, node]);
+        assert!(why.contains(expected), "{node:?}: {why}");
+    }
 }
 
 /// A snapshot (format 2) with a valid header and checksum around an arbitrary body.
@@ -176,6 +237,7 @@ proptest! {
     #[test]
     fn sealed_garbage_is_refused(body in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = StateMachine::restore(Options::default(), &sealed(&body));
+        let _ = StateMachine::restore(Options::default(), &sealed_v3(&body));
     }
 
     // Goal: Entry::decode never panics on arbitrary bytes.
@@ -189,11 +251,14 @@ proptest! {
 #[test]
 fn structurally_broken_snapshot_is_refused() {
     let h = Harness::new();
-    let bytes = h.sm.snapshot();
+    let bytes = h.sm.snapshot_copy().encode_format_2();
     // Drop the root: the remaining nodes have no parent.
     let body = body_of(&bytes);
     let garbage: Vec<u8> = body.iter().rev().copied().collect();
     assert!(StateMachine::restore(Options::default(), &sealed(&garbage)).is_err());
+    let bytes = h.sm.snapshot();
+    let garbage: Vec<u8> = bytes[8..bytes.len() - 12].iter().rev().copied().collect();
+    assert!(StateMachine::restore(Options::default(), &sealed_v3(&garbage)).is_err());
 }
 
 // Goal: a parent is found however its children are spread out in path order: "/a"'s children
@@ -237,7 +302,8 @@ fn renamed(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
 }
 
 // Goal: a node whose parent is not in the snapshot, or whose parent is ephemeral, is refused
-// with an error that says so (checked before the tree is linked, so never a panic).
+// with an error that says so (checked before the tree is linked, so never a panic). Method:
+// paths renamed in format 2, whose paths are whole; the checks are the same for every format.
 #[test]
 fn missing_or_ephemeral_parents_are_refused() {
     let mut h = Harness::new();
@@ -245,7 +311,7 @@ fn missing_or_ephemeral_parents_are_refused() {
     h.mk("/a/b");
     h.create_with("/e", None, 1).unwrap();
     h.mk("/f");
-    let bytes = h.sm.snapshot();
+    let bytes = h.sm.snapshot_copy().encode_format_2();
     // Resealed unchanged, it restores: the errors below come from the renames.
     StateMachine::restore(Options::default(), &renamed(&bytes, "/e", "/e")).unwrap();
     // "/a" becomes "/0": "/a/b" still sorts after it but has no parent.
@@ -260,7 +326,7 @@ fn missing_or_ephemeral_parents_are_refused() {
     h.mk("/ab");
     h.mk("/c");
     h.mk("/c/d");
-    let bytes = h.sm.snapshot();
+    let bytes = h.sm.snapshot_copy().encode_format_2();
     for (from, to) in [("/ab", "//b"), ("/c/d", "/c/."), ("/c/d", "/c/\u{7}")] {
         let error = StateMachine::restore(Options::default(), &renamed(&bytes, from, to)).err();
         assert!(
@@ -274,7 +340,7 @@ fn missing_or_ephemeral_parents_are_refused() {
     h.create_with("/d", None, 1).unwrap();
     h.mk("/d-");
     h.mk("/d-/c");
-    let bytes = h.sm.snapshot();
+    let bytes = h.sm.snapshot_copy().encode_format_2();
     let error = StateMachine::restore(Options::default(), &renamed(&bytes, "/d-/c", "/d/cc")).err();
     assert!(
         matches!(&error, Some(SnapshotError::Corrupt(why)) if why.contains("/d/cc: parent is ephemeral")),

@@ -46,8 +46,7 @@ impl SnapshotStore {
     /// [`SnapshotStore::save`] of the concatenation of `parts`, without concatenating them in
     /// memory first (a snapshot is the whole state: one copy less of it).
     pub fn save_parts(&self, index: u64, parts: &[&[u8]]) -> Result<PathBuf, StorageError> {
-        let len = parts.iter().map(|part| part.len() as u64).sum();
-        let path = self.save_streamed(index, len, |out| {
+        let path = self.save_streamed(index, |out| {
             parts.iter().try_for_each(|part| out.write_all(part))
         })?;
         // Pair assertion: what is on disk now verifies and holds the same bytes.
@@ -58,33 +57,38 @@ impl SnapshotStore {
     }
 
     /// Save the snapshot taken at log `index` atomically (temp file, fsync, rename, fsync dir)
-    /// as `write` produces its `len` bytes: they are compressed and checksummed on their way to
-    /// the file, so the whole state is never in memory at once. `write` must write exactly
-    /// `len` bytes to the writer it gets; its error (its own, or the file's, such as a full
-    /// disk) fails the save and leaves no file behind.
+    /// as `write` produces its bytes, whose length need not be known in advance: they are
+    /// compressed and checksummed on their way to the file, so the whole state is never in
+    /// memory at once. An error from `write` (its own, or the file's, such as a full disk)
+    /// fails the save and leaves no file behind.
     pub fn save_streamed(
         &self,
         index: u64,
-        len: u64,
         write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<PathBuf, StorageError> {
         let path = self.dir.join(numbered_name(SNAPSHOT_PREFIX, index));
         let temp = temp_path(&path);
-        let saved = write_snapshot_file(&temp, index, len, write).and_then(|()| {
+        let saved = write_snapshot_file(&temp, index, write).and_then(|len| {
             std::fs::rename(&temp, &path).at(&path)?;
-            sync_dir(&self.dir)
+            sync_dir(&self.dir)?;
+            Ok(len)
         });
-        if let Err(error) = saved {
-            // Best effort: the temp file is garbage now, and open() removes leftovers anyway.
-            let _ = std::fs::remove_file(&temp);
-            return Err(error);
+        match saved {
+            Err(error) => {
+                // Best effort: the temp file is garbage now, and open() removes leftovers anyway.
+                let _ = std::fs::remove_file(&temp);
+                Err(error)
+            }
+            Ok(len) => {
+                // Pair assertion: what is on disk now verifies, names the same index and holds
+                // as many bytes as were written. Cheap next to writing the snapshot, and it
+                // catches a broken encoder before anyone relies on it.
+                debug_assert!(
+                    matches!(read_snapshot(&path, index), Ok(Some(ref read)) if read.len() as u64 == len)
+                );
+                Ok(path)
+            }
         }
-        // Pair assertion: what is on disk now verifies and names the same index. Cheap next to
-        // writing the snapshot, and it catches a broken encoder before anyone relies on it.
-        debug_assert!(
-            matches!(read_snapshot(&path, index), Ok(Some(ref read)) if read.len() as u64 == len)
-        );
-        Ok(path)
     }
 
     /// Every snapshot file, oldest first.
@@ -149,12 +153,12 @@ const FILE_BUFFER_BYTES: usize = 256 * 1024;
 /// a znode tree compress well (paths share prefixes, values repeat), and LZ4 decompresses at
 /// memory speed, so restarts do not wait on it. The header, which seals the compressed bytes
 /// with their length and checksum, is written last, over room left for it.
+/// Writes the snapshot file; returns the length of the state written into it.
 fn write_snapshot_file(
     temp: &Path,
     index: u64,
-    len: u64,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> Result<(), StorageError> {
+) -> Result<u64, StorageError> {
     let mut file = File::create(temp).at(temp)?;
     file.write_all(&[0; SNAPSHOT_HEADER_BYTES as usize])
         .at(temp)?;
@@ -163,20 +167,15 @@ fn write_snapshot_file(
         crc: 0,
         len: 0,
     };
-    // The frame says how long the state is, so a reader allocates it once.
-    let frame = lz4_flex::frame::FrameInfo::new().content_size(Some(len));
-    let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame, &mut sink);
+    // The frame does not state the state's length (not known until the end); a reader sizes
+    // its buffer from the frame's blocks instead (see `decompressed_len_hint`).
+    let mut encoder = lz4_flex::frame::FrameEncoder::new(&mut sink);
     let mut counted = Counted {
         inner: &mut encoder,
         len: 0,
     };
     write(&mut counted).at(temp)?;
     let written = counted.len;
-    if written != len {
-        return Err(StorageError::InvalidArgument {
-            what: format!("a snapshot source announced {len} bytes but wrote {written}"),
-        });
-    }
     encoder.finish().map_err(io::Error::from).at(temp)?;
     // The header seals what is on disk: the compressed bytes, not the state.
     let Sealing {
@@ -187,7 +186,8 @@ fn write_snapshot_file(
     let file = file.into_inner().map_err(|e| e.into_error()).at(temp)?;
     let header = sealed_snapshot_header(index, SNAPSHOT_VERSION_LZ4, payload_len, payload_crc);
     file.write_all_at(&header, 0).at(temp)?;
-    file.sync_all().at(temp)
+    file.sync_all().at(temp)?;
+    Ok(written)
 }
 
 /// Passes bytes to the file, keeping their length and checksum for the header.
@@ -210,7 +210,7 @@ impl Write for Sealing {
     }
 }
 
-/// Counts what a snapshot source writes, to hold it to the length it announced.
+/// Counts what a snapshot source writes (the length of the state in the file).
 struct Counted<W> {
     inner: W,
     len: u64,
@@ -268,26 +268,55 @@ pub(crate) fn read_snapshot(path: &Path, index: u64) -> Result<Option<Vec<u8>>, 
 /// for an allocation (the decoder then fails on it).
 const LZ4_RATIO_MAX: usize = 255;
 
-/// How many bytes an LZ4 frame decompresses to: the content size its header states (frames
-/// written since the header carries it), else twice the frame (older files; the buffer grows).
+/// How many bytes an LZ4 frame decompresses to, for the buffer it is read into: the content
+/// size its header states (frames written before rzk's snapshots were streamed), else the
+/// frame's blocks times its block size (at most one block over: every block but the last is
+/// full), else twice the frame (the buffer grows). Only a hint: never more than LZ4 can expand
+/// the frame to, whatever its header claims.
 fn decompressed_len_hint(frame: &[u8]) -> usize {
     const MAGIC: [u8; 4] = 0x184D_2204_u32.to_le_bytes();
     const FLG_CONTENT_SIZE: u8 = 0x08;
+    const FLG_BLOCK_CHECKSUM: u8 = 0x10;
+    const FLG_DICTIONARY: u8 = 0x01;
+    const BLOCK_UNCOMPRESSED: u32 = 0x8000_0000;
+    let limit = frame.len().saturating_mul(LZ4_RATIO_MAX);
     let estimate = frame.len().saturating_mul(2);
-    let (Some(magic), Some(&flg)) = (frame.get(..4), frame.get(4)) else {
+    let (Some(magic), Some(&flg), Some(&bd)) = (frame.get(..4), frame.get(4), frame.get(5)) else {
         return estimate;
     };
-    if magic != MAGIC || flg & FLG_CONTENT_SIZE == 0 {
+    if magic != MAGIC {
         return estimate;
     }
-    let Some(size) = frame.get(6..14) else {
-        return estimate;
+    if flg & FLG_CONTENT_SIZE != 0 {
+        let Some(size) = frame.get(6..14) else {
+            return estimate;
+        };
+        let size = u64::from_le_bytes(size.try_into().expect("8 bytes"));
+        return match usize::try_from(size) {
+            Ok(size) if size <= limit => size,
+            _ => estimate,
+        };
+    }
+    let block_max = match (bd >> 4) & 0x7 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        _ => return estimate,
     };
-    let size = u64::from_le_bytes(size.try_into().expect("8 bytes"));
-    match usize::try_from(size) {
-        Ok(size) if size <= frame.len().saturating_mul(LZ4_RATIO_MAX) => size,
-        _ => estimate,
+    let checksum = if flg & FLG_BLOCK_CHECKSUM != 0 { 4 } else { 0 };
+    // Magic, FLG, BD, the dictionary id if any, and the header checksum.
+    let mut at = 4 + 2 + if flg & FLG_DICTIONARY != 0 { 4 } else { 0 } + 1;
+    let mut blocks = 0usize;
+    while let Some(size) = frame.get(at..at + 4) {
+        let size = u32::from_le_bytes(size.try_into().expect("4 bytes")) & !BLOCK_UNCOMPRESSED;
+        if size == 0 {
+            return blocks.saturating_mul(block_max).min(limit);
+        }
+        blocks += 1;
+        at = at.saturating_add(4 + size as usize + checksum);
     }
+    estimate
 }
 
 /// The newest `keep` snapshots that verify, oldest first (fewer if fewer verify).
@@ -350,16 +379,15 @@ mod tests {
         assert_eq!(store.load_latest().unwrap(), Some((42, state)));
     }
 
-    // Goal: a snapshot streamed in pieces reads back exactly; a source that fails, or writes
-    // other than the length it announced, leaves no file (nor temp file) and the previous
-    // snapshot stays the newest.
+    // Goal: a snapshot streamed in pieces reads back exactly; a source that fails leaves no file
+    // (nor temp file) and the previous snapshot stays the newest.
     #[test]
     fn streamed_snapshots_read_back_and_failed_ones_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = SnapshotStore::open(dir.path()).unwrap();
         let state = state();
         store
-            .save_streamed(10, state.len() as u64, |out| {
+            .save_streamed(10, |out| {
                 state
                     .chunks(1000)
                     .try_for_each(|piece| out.write_all(piece))
@@ -367,22 +395,12 @@ mod tests {
             .unwrap();
         assert_eq!(store.load(10).unwrap(), Some(state.clone()));
 
-        let failed = store.save_streamed(11, state.len() as u64, |out| {
+        let failed = store.save_streamed(11, |out| {
             out.write_all(&state[..5000])?;
             Err(io::Error::other("source gave up (test)"))
         });
         let error = failed.unwrap_err().to_string();
         assert!(error.contains("source gave up (test)"), "{error}");
-        let short = store.save_streamed(12, state.len() as u64, |out| out.write_all(&state[1..]));
-        let error = short.unwrap_err().to_string();
-        assert!(
-            error.contains(&format!(
-                "announced {} bytes but wrote {}",
-                state.len(),
-                state.len() - 1
-            )),
-            "{error}"
-        );
         let names: Vec<String> = std::fs::read_dir(store.dir())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -402,33 +420,65 @@ mod tests {
         assert_eq!(store.load_latest().unwrap(), Some((7, state)));
     }
 
-    // Goal: a saved frame states the state's length (read back as the exact allocation), and
-    // frames without it (files saved before it was written) still read back.
+    // Goal: a reader sizes its buffer within one block of the state from a saved frame's blocks
+    // (the frame cannot state a length it does not know when it starts), from the content size
+    // of frames saved before snapshots were streamed, and never from a length LZ4 could not
+    // produce; every such frame reads back.
     #[test]
-    fn frames_state_their_length_and_frames_without_it_still_read() {
+    fn readers_size_their_buffer_from_the_frame() {
         use std::io::Write as _;
         let dir = tempfile::tempdir().unwrap();
         let store = SnapshotStore::open(dir.path()).unwrap();
-        let state = state();
+        // Several 64 KiB blocks, not all compressible.
+        let state: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | (i % 7 == 0) as u8)
+            .collect();
         let path = store
             .save_parts(5, &[&state[..100], &state[100..]])
             .unwrap();
         let file = std::fs::read(path).unwrap();
         let frame = &file[SNAPSHOT_HEADER_BYTES as usize..];
-        assert_eq!(decompressed_len_hint(frame), state.len());
+        let hint = decompressed_len_hint(frame);
+        assert!(
+            (state.len()..state.len() + (64 << 10)).contains(&hint),
+            "hint {hint} for {} bytes",
+            state.len()
+        );
+        assert_eq!(store.load(5).unwrap(), Some(state.clone()));
+        // Cut short, the blocks do not add up: the plain estimate.
+        assert_eq!(decompressed_len_hint(&frame[..1000]), 2000);
 
-        let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
-        encoder.write_all(&state).unwrap();
-        let old_frame = encoder.finish().unwrap();
-        assert_eq!(decompressed_len_hint(&old_frame), old_frame.len() * 2);
-        let mut file = encode_snapshot_header(6, SNAPSHOT_VERSION_LZ4, &old_frame).to_vec();
-        file.extend_from_slice(&old_frame);
-        std::fs::write(store.dir().join(numbered_name(SNAPSHOT_PREFIX, 6)), file).unwrap();
-        assert_eq!(store.load(6).unwrap(), Some(state.clone()));
-        // A stated length beyond what LZ4 can expand to is not allocated.
-        let mut lying = frame.to_vec();
-        lying[6..14].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(decompressed_len_hint(&lying), lying.len() * 2);
+        let frames = [
+            lz4_flex::frame::FrameInfo::new().content_size(Some(state.len() as u64)),
+            lz4_flex::frame::FrameInfo::new()
+                .block_checksums(true)
+                .block_size(lz4_flex::frame::BlockSize::Max256KB),
+        ];
+        for (index, info) in (6..).zip(frames) {
+            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            encoder.write_all(&state).unwrap();
+            let frame = encoder.finish().unwrap();
+            let hint = decompressed_len_hint(&frame);
+            assert!(
+                (state.len()..state.len() + (256 << 10)).contains(&hint),
+                "hint {hint}"
+            );
+            let mut file = encode_snapshot_header(index, SNAPSHOT_VERSION_LZ4, &frame).to_vec();
+            file.extend_from_slice(&frame);
+            std::fs::write(
+                store.dir().join(numbered_name(SNAPSHOT_PREFIX, index)),
+                file,
+            )
+            .unwrap();
+            assert_eq!(store.load(index).unwrap(), Some(state.clone()));
+            if index == 6 {
+                assert_eq!(hint, state.len());
+                // A stated length beyond what LZ4 can expand to is not allocated.
+                let mut lying = frame.clone();
+                lying[6..14].copy_from_slice(&u64::MAX.to_le_bytes());
+                assert_eq!(decompressed_len_hint(&lying), lying.len() * 2);
+            }
+        }
     }
 
     #[test]

@@ -141,7 +141,15 @@ pub(crate) async fn read_frame(
     Ok(Some(body))
 }
 
-/// Writer task: xids in call order, a ping after `ping_interval` without sending.
+/// The writer gathers requests already queued into one write up to about this many bytes: a
+/// pipelining caller pays one system call for many requests, not one each.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+/// The reader's buffer: a burst of replies is read in one system call.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Writer task: xids in call order, a ping after `ping_interval` without sending. Requests
+/// queued behind the first are written with it (up to [`WRITE_BATCH_BYTES`]).
 pub(crate) async fn write_loop(
     mut write: OwnedWriteHalf,
     mut outgoing: mpsc::Receiver<Outgoing>,
@@ -152,6 +160,10 @@ pub(crate) async fn write_loop(
     let mut next_xid: i32 = 1;
     let mut bytes = Vec::new();
     let mut last_send = Instant::now();
+    // One timer for the whole connection, moved only when it fires: re-arming a timer for
+    // every request costs more than the request's own work in a pipelining client.
+    let ping_due = tokio::time::sleep_until(last_send + ping_interval);
+    tokio::pin!(ping_due);
     loop {
         bytes.clear();
         tokio::select! {
@@ -160,31 +172,27 @@ pub(crate) async fn write_loop(
             message = outgoing.recv() => {
                 // `None`: the Client handle is gone.
                 let Some(message) = message else { break };
-                let request_xid = if matches!(message.request, Request::Auth(_)) {
-                    xid::AUTH
-                } else {
-                    let this = next_xid;
-                    // Stay positive: negative xids are special to ZooKeeper.
-                    next_xid = if this == i32::MAX { 1 } else { this + 1 };
-                    this
-                };
-                {
-                    let mut table = shared.table();
-                    if let Some(error) = table.closed.clone() {
-                        drop(table);
-                        let _ = message.reply.send(Err(error));
-                        continue;
-                    }
-                    table.entries.push_back(Pending {
-                        xid: request_xid,
-                        op: message.request.op(),
-                        reply: message.reply,
-                        _permit: message.permit,
-                    });
+                let pending = stage(&shared, message, &mut next_xid, &mut bytes);
+                if pending > 1 {
+                    // Pipelining: let the tasks that are about to send (those woken by the
+                    // replies just read) queue their requests first, so that one write carries
+                    // them all. A lone request (an interactive caller) goes out at once.
+                    tokio::task::yield_now().await;
                 }
-                encode_request(request_xid, &message.request, &mut bytes);
+                while bytes.len() < WRITE_BATCH_BYTES {
+                    let Ok(message) = outgoing.try_recv() else { break };
+                    stage(&shared, message, &mut next_xid, &mut bytes);
+                }
+                if bytes.is_empty() {
+                    continue;
+                }
             }
-            _ = tokio::time::sleep_until(last_send + ping_interval) => {
+            () = &mut ping_due => {
+                let due = last_send + ping_interval;
+                if Instant::now() < due {
+                    ping_due.as_mut().reset(due);
+                    continue;
+                }
                 encode_request(xid::PING, &Request::Ping, &mut bytes);
             }
         }
@@ -193,35 +201,91 @@ pub(crate) async fn write_loop(
             break;
         }
         last_send = Instant::now();
+        if ping_due.is_elapsed() {
+            ping_due.as_mut().reset(last_send + ping_interval);
+        }
     }
+}
+
+/// Register `message` in the pending table (or fail it at once when the connection is closed)
+/// and append its bytes to `bytes`. Returns how many requests are pending now.
+fn stage(shared: &Shared, message: Outgoing, next_xid: &mut i32, bytes: &mut Vec<u8>) -> usize {
+    let request_xid = if matches!(message.request, Request::Auth(_)) {
+        xid::AUTH
+    } else {
+        let this = *next_xid;
+        // Stay positive: negative xids are special to ZooKeeper.
+        *next_xid = if this == i32::MAX { 1 } else { this + 1 };
+        this
+    };
+    let pending = {
+        let mut table = shared.table();
+        if let Some(error) = table.closed.clone() {
+            drop(table);
+            let _ = message.reply.send(Err(error));
+            return 0;
+        }
+        table.entries.push_back(Pending {
+            xid: request_xid,
+            op: message.request.op(),
+            reply: message.reply,
+            _permit: message.permit,
+        });
+        table.entries.len()
+    };
+    encode_request(request_xid, &message.request, bytes);
+    pending
 }
 
 /// Reader task: replies to pending requests, notifications to `events`. When it ends, it
 /// fails what is pending, stops the writer and reports `Disconnected` (or `Closed`).
 pub(crate) async fn read_loop(
-    mut read: OwnedReadHalf,
+    read: OwnedReadHalf,
     shared: Arc<Shared>,
     events: mpsc::Sender<WatchedEvent>,
     read_timeout: Duration,
     stop: Arc<watch::Sender<bool>>,
 ) {
     let mut stop_rx = stop.subscribe();
-    let error = loop {
-        let frame = tokio::select! {
-            biased;
-            _ = stop_rx.changed() => break shared.lost("the client closed the connection"),
-            frame = tokio::time::timeout(read_timeout, read_frame(&mut read, REPLY_BYTES_MAX)) => frame,
-        };
-        let body = match frame {
-            Err(_) => {
-                break shared.lost(format!(
-                    "nothing received for {} ms (2/3 of the session timeout)",
-                    read_timeout.as_millis()
-                ))
+    let mut read = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, read);
+    // Silence is checked every quarter of `read_timeout` by one timer, not by a timer per
+    // frame: a frame only marks the connection heard, and a check that finds it heard moves
+    // `last_heard` to its own time, which is no earlier than the frame. So the connection is
+    // declared lost after at least `read_timeout` of silence, and at most a quarter later.
+    let check_every = read_timeout / 4;
+    let mut last_heard = Instant::now();
+    let mut heard = false;
+    let check = tokio::time::sleep_until(last_heard + check_every);
+    tokio::pin!(check);
+    let error = 'frames: loop {
+        // Pinned across the checks: a frame read half-way must not be dropped (the bytes
+        // read so far would be lost), so only the stop signal or silence ends it.
+        let next = read_frame(&mut read, REPLY_BYTES_MAX);
+        tokio::pin!(next);
+        let frame = loop {
+            tokio::select! {
+                biased;
+                _ = stop_rx.changed() => break 'frames shared.lost("the client closed the connection"),
+                () = &mut check => {
+                    let now = Instant::now();
+                    if heard {
+                        (last_heard, heard) = (now, false);
+                    } else if now.duration_since(last_heard) >= read_timeout {
+                        break 'frames shared.lost(format!(
+                            "nothing received for {} ms (2/3 of the session timeout)",
+                            read_timeout.as_millis()
+                        ));
+                    }
+                    check.as_mut().reset(now + check_every);
+                }
+                frame = &mut next => break frame,
             }
-            Ok(Err(reason)) => break shared.lost(reason),
-            Ok(Ok(None)) => break shared.lost("the server closed the connection"),
-            Ok(Ok(Some(body))) => body,
+        };
+        heard = true;
+        let body = match frame {
+            Err(reason) => break shared.lost(reason),
+            Ok(None) => break shared.lost("the server closed the connection"),
+            Ok(Some(body)) => body,
         };
         if let Err(error) = handle_frame(&shared, &events, &body).await {
             break error;

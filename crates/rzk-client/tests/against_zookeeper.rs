@@ -249,6 +249,99 @@ async fn crud_watches_multi_and_close_against_reference() {
     other.close().await.expect("close second session");
 }
 
+// Goal: requests sent at once from many tasks, which the writer task gathers into shared writes,
+// each get their own reply. Method: 32 tasks on a two-thread runtime, each creating 20 nodes one
+// at a time, then reading all of them back with 20 requests in flight at once, against the
+// reference server; every reply must carry that request's own data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_from_many_tasks_at_once_each_get_their_own_reply() {
+    let Some(zk) = ReferenceZk::start() else {
+        return;
+    };
+    let client = std::sync::Arc::new(
+        Client::connect(&zk.address(), SESSION_TIMEOUT)
+            .await
+            .expect("connect"),
+    );
+    let acl = open_acl();
+    client
+        .create("/p", None, &acl, CreateMode::Persistent)
+        .await
+        .expect("create /p");
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..32 {
+        let client = client.clone();
+        let acl = acl.clone();
+        tasks.spawn(async move {
+            let paths: Vec<String> = (0..20).map(|i| format!("/p/n{task}-{i}")).collect();
+            for path in &paths {
+                let created = client
+                    .create(path, Some(path.as_bytes()), &acl, CreateMode::Persistent)
+                    .await;
+                assert_eq!(created.as_deref(), Ok(path.as_str()));
+            }
+            let reads =
+                futures_join_all(paths.iter().map(|path| client.get_data(path, false))).await;
+            for (path, read) in paths.iter().zip(reads) {
+                let (data, _) = read.unwrap_or_else(|e| panic!("get {path}: {e}"));
+                assert_eq!(data.as_deref(), Some(path.as_bytes()));
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a task failed");
+    }
+    assert_eq!(
+        client.get_children("/p", false).await.map(|c| c.len()),
+        Ok(640)
+    );
+}
+
+// Goal: a server that stops answering while its connection stays open is declared lost after
+// 2/3 of the session timeout without a packet (the Java client's rule), not sooner, and at most a
+// quarter of that later (silence is checked by one timer, not one per reply). Method: the
+// reference server is stopped with SIGSTOP right after a reply, and the Disconnected event timed.
+#[tokio::test]
+async fn a_silent_server_is_declared_lost_after_two_thirds_of_the_session_timeout() {
+    let Some(zk) = ReferenceZk::start() else {
+        return;
+    };
+    let client = Client::connect(&zk.address(), Duration::from_millis(4000))
+        .await
+        .expect("connect");
+    let negotiated = Duration::from_millis(u64::try_from(client.session().timeout_ms).unwrap());
+    let read_timeout = negotiated * 2 / 3;
+    let mut events = client.take_events().expect("events");
+    assert_eq!(
+        next_event(&mut events, "SyncConnected").await.state,
+        KeeperState::SyncConnected
+    );
+    client.exists("/", false).await.expect("a round trip");
+    let stopped = std::time::Instant::now();
+    zk.signal("STOP");
+    let deadline = read_timeout * 2 + Duration::from_secs(5);
+    let event = tokio::time::timeout(deadline, events.recv()).await;
+    let elapsed = stopped.elapsed();
+    zk.signal("CONT");
+    let event = event
+        .unwrap_or_else(|_| panic!("no event within {deadline:?} of silence"))
+        .expect("event channel open");
+    assert_eq!(event.state, KeeperState::Disconnected);
+    assert!(
+        elapsed >= read_timeout * 9 / 10,
+        "declared lost after {elapsed:?}, before {read_timeout:?} of silence"
+    );
+    assert!(
+        elapsed <= read_timeout * 5 / 4 + Duration::from_secs(2),
+        "declared lost only after {elapsed:?} ({read_timeout:?} of silence allowed)"
+    );
+    let error = client.exists("/", false).await.err();
+    assert!(
+        matches!(&error, Some(ClientError::ConnectionLost { reason, .. }) if reason.contains("nothing received")),
+        "{error:?}"
+    );
+}
+
 #[tokio::test]
 async fn connect_to_nothing_names_every_host() {
     let first = format!("127.0.0.1:{}", reference_zk::free_port());

@@ -121,6 +121,19 @@ impl ReferenceZk {
         self.dir.path().to_owned()
     }
 
+    /// Send the server process a signal (`STOP`, `CONT`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(
+            status.success(),
+            "kill -{name} of the reference server failed"
+        );
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("zookeeper.log")).unwrap_or_default()
     }

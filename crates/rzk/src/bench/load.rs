@@ -131,6 +131,10 @@ async fn request_slot(context: SlotContext) -> SlotResult {
     let plan = &context.plan;
     let mut rng = Rng::new(context.client_index, context.slot);
     let mut sequence = 0u64;
+    // One timer per slot, moved only when it fires before the request in flight is due:
+    // arming a timer for every request cost the client more than the request's own work.
+    let deadline = tokio::time::sleep(plan.request_timeout);
+    tokio::pin!(deadline);
     while context.running() {
         let request = if plan.op == Op::Create {
             let path =
@@ -149,8 +153,23 @@ async fn request_slot(context: SlotContext) -> SlotResult {
             )
         };
         let sent = Instant::now();
-        let reply =
-            tokio::time::timeout(plan.request_timeout, context.client.request(request)).await;
+        let reply = {
+            let reply = context.client.request(request);
+            tokio::pin!(reply);
+            loop {
+                tokio::select! {
+                    biased;
+                    reply = &mut reply => break Ok(reply),
+                    () = &mut deadline => {
+                        let due = sent + plan.request_timeout;
+                        if Instant::now() >= due {
+                            break Err(());
+                        }
+                        deadline.as_mut().reset(tokio::time::Instant::from_std(due));
+                    }
+                }
+            }
+        };
         let done = Instant::now();
         context.window.completed.fetch_add(1, Ordering::Relaxed);
         let lost = match reply {

@@ -278,7 +278,7 @@ impl SessionReader {
             at: Instant::now(),
             op,
         };
-        let now_ms = self.shared.monotonic_ms();
+        let now_ms = self.shared.monotonic_ms_at(received.at);
         if let (Some(xid), Some(op)) = (frame.get(0..4), frame.get(4..8)) {
             let be = |bytes: &[u8]| i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
             self.stats.request(be(op), be(xid));
@@ -415,7 +415,9 @@ async fn write_loop(
         let mut next = Some(first);
         // Counted per batch: the shared counters and the semaphore (a lock) once per write.
         let (mut replies, mut packets) = (0usize, 0u64);
+        // The clocks are read once per batch: a reply's latency ends when its batch is written.
         let now_ms = crate::wall_clock_ms();
+        let now = Instant::now();
         while let Some(message) = next.take() {
             match message {
                 Outbound::Reply {
@@ -425,11 +427,10 @@ async fn write_loop(
                     received,
                 } => {
                     encode_reply(xid, zxid, &reply, &mut out);
-                    shared.stats.record_latency(received.at);
-                    stats.reply(zxid, received.at, now_ms);
-                    shared
-                        .metrics
-                        .record_request(received.op, received.at.elapsed());
+                    let latency = now.saturating_duration_since(received.at);
+                    shared.stats.record_latency(latency);
+                    stats.reply(zxid, latency, now_ms);
+                    shared.metrics.record_request(received.op, latency);
                     replies += 1;
                     packets += 1;
                 }

@@ -151,7 +151,12 @@ impl Shared {
 
     /// Milliseconds since this server started: the clock of session expiry.
     pub fn monotonic_ms(&self) -> i64 {
-        self.started.elapsed().as_millis() as i64
+        self.monotonic_ms_at(Instant::now())
+    }
+
+    /// [`Shared::monotonic_ms`] at `at`, for a caller that has just read the clock anyway.
+    pub fn monotonic_ms_at(&self, at: Instant) -> i64 {
+        at.saturating_duration_since(self.started).as_millis() as i64
     }
 
     pub fn next_session_id(&self) -> SessionId {
@@ -197,13 +202,18 @@ impl Shared {
                 core.close_after_flush(session_id);
             }
         };
-        let proposed = Instant::now();
+        // The clock is read for the commit-latency metric only when metrics are on.
+        let proposed = self.metrics.enabled().then(Instant::now);
         let shared = self.clone();
         // The outcome arrives on the apply task (the reply itself goes out from `Core::apply`):
         // no task per write.
         self.replica()
             .propose_then(payload, move |outcome| match outcome {
-                Ok(_) => shared.metrics.record_commit(proposed.elapsed()),
+                Ok(_) => {
+                    if let Some(proposed) = proposed {
+                        shared.metrics.record_commit(proposed.elapsed());
+                    }
+                }
                 Err(error) => fail(&shared, error),
             })
             .await;

@@ -214,6 +214,12 @@ impl Metrics {
         }
     }
 
+    /// Whether metrics are recorded (the Prometheus endpoint is on): callers skip clock reads
+    /// made only for them when not.
+    pub fn enabled(&self) -> bool {
+        self.registry.get().is_some()
+    }
+
     /// Record how long one proposal took from proposing to local apply.
     pub fn record_commit(&self, latency: Duration) {
         if let Some(registry) = self.registry.get() {

@@ -1,7 +1,7 @@
 //! Server-wide counters for `srvr`, `stat`, `mntr` and `cons`. Lock-free: updated on the request path.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct ServerStats {
@@ -41,8 +41,8 @@ pub struct Latency {
 }
 
 impl ServerStats {
-    pub fn record_latency(&self, since: Instant) {
-        let us = since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    pub fn record_latency(&self, latency: Duration) {
+        let us = latency.as_micros().min(u128::from(u64::MAX)) as u64;
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_total_us.fetch_add(us, Ordering::Relaxed);
         self.latency_min_us.fetch_min(us, Ordering::Relaxed);
@@ -128,8 +128,8 @@ impl ConnectionStats {
         }
     }
 
-    pub fn reply(&self, zxid: i64, since: Instant, now_ms: i64) {
-        let ms = since.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+    pub fn reply(&self, zxid: i64, latency: Duration, now_ms: i64) {
+        let ms = latency.as_millis().min(u128::from(u64::MAX)) as u64;
         self.sent.fetch_add(1, Ordering::Relaxed);
         self.last_zxid.store(zxid, Ordering::Relaxed);
         self.last_response_ms.store(now_ms, Ordering::Relaxed);

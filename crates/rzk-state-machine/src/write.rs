@@ -322,14 +322,12 @@ impl StateMachine {
         // One descent of the tree for the new path, which is where a create's time goes on a
         // large tree (its nodes are not in the CPU's caches): insert, and put back what was there.
         self.link_new(&path, Arc::new(node))?;
-        // One change of the parent: its stat (undone through the log) and its child count (undone
-        // when the node is unlinked).
-        let parent = self.node_mut(parent_path);
-        let parent_before = parent.stat;
-        parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
-        parent.stat.pzxid = zxid;
-        count_child(parent);
-        context.record(|| Undo::Stat(Box::from(parent_path), parent_before));
+        // The parent's child count is undone when the node is unlinked.
+        self.change_node(context, parent_path, |parent| {
+            parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
+            parent.stat.pzxid = zxid;
+            count_child(parent);
+        });
         context.record(|| Undo::Created(Box::from(path.as_str())));
         context.events.push(TreeEvent::Created(path.clone()));
         Ok(WriteOk::Created { op, path, stat })
@@ -421,13 +419,11 @@ impl StateMachine {
         let parent_path = crate::path::parent_of(path);
         let zxid = context.zxid;
         let node = self.remove_counted(path);
-        // One change of the parent: its stat (undone through the log) and its child count (undone
-        // when the node is linked back).
-        let parent = self.node_mut(parent_path);
-        let parent_before = parent.stat;
-        parent.stat.pzxid = parent.stat.pzxid.max(zxid);
-        uncount_child(parent);
-        context.record(|| Undo::Stat(Box::from(parent_path), parent_before));
+        // The parent's child count is undone when the node is linked back.
+        self.change_node(context, parent_path, |parent| {
+            parent.stat.pzxid = parent.stat.pzxid.max(zxid);
+            uncount_child(parent);
+        });
         context.record(|| Undo::Deleted(Box::from(path), node));
         context.events.push(TreeEvent::Deleted(path.to_string()));
     }
@@ -445,19 +441,17 @@ impl StateMachine {
         let version = check_version(node.stat.version, record.version)?;
         let (zxid, time_ms) = (context.zxid, context.time_ms);
         let extended = self.options.extended_types_enabled;
-        // One change of the node: data, version, mzxid and mtime.
-        let node = self.node_mut(&record.path);
-        let stat_before = node.stat;
-        let old_data = std::mem::replace(&mut node.data, record.data.as_deref().map(Box::from));
-        node.stat.version = version;
-        node.stat.mzxid = zxid;
-        node.stat.mtime = time_ms;
-        let stat = node.client_stat(extended);
-        let new_len = node.data.as_ref().map_or(0, |data| data.len()) as u64;
-        let old_len = old_data.as_ref().map_or(0, |data| data.len()) as u64;
-        self.data_size = self.data_size - old_len + new_len;
+        let data = record.data.as_deref().map(Box::from);
+        let new_len = data_len(&data);
+        let (old_data, stat) = self.change_node(context, &record.path, |node| {
+            let old_data = std::mem::replace(&mut node.data, data);
+            node.stat.version = version;
+            node.stat.mzxid = zxid;
+            node.stat.mtime = time_ms;
+            (old_data, node.client_stat(extended))
+        });
+        self.data_size = self.data_size - data_len(&old_data) + new_len;
         context.record(|| Undo::Data(Box::from(record.path.as_str()), old_data));
-        context.record(|| Undo::Stat(Box::from(record.path.as_str()), stat_before));
         context
             .events
             .push(TreeEvent::DataChanged(record.path.clone()));
@@ -478,14 +472,14 @@ impl StateMachine {
         let aversion = check_version(node.stat.aversion, record.version)?;
         let acl = self.acl_cache.intern(acl);
         let extended = self.options.extended_types_enabled;
-        // One change of the node: its ACL and aversion.
-        let node = self.node_mut(&record.path);
-        let stat_before = node.stat;
-        let old_acl = std::mem::replace(&mut node.acl, acl);
-        node.stat.aversion = aversion;
-        let stat = node.client_stat(extended);
+        let (old_acl, stat) = self.change_node(context, &record.path, |node| {
+            node.stat.aversion = aversion;
+            (
+                std::mem::replace(&mut node.acl, acl),
+                node.client_stat(extended),
+            )
+        });
         context.record(|| Undo::Acl(Box::from(record.path.as_str()), old_acl));
-        context.record(|| Undo::Stat(Box::from(record.path.as_str()), stat_before));
         Ok(WriteOk::AclSet(stat))
     }
 
@@ -506,10 +500,26 @@ impl StateMachine {
         ))
     }
 
-    fn replace_data(&mut self, path: &str, data: Option<Box<[u8]>>) {
+    /// Change the node at `path` through `change`, in one lookup (the node is made unshared
+    /// first, see [`StateMachine::node_mut`]); its Stat as it was is recorded for a multi's
+    /// rollback. What `change` returns is returned.
+    fn change_node<T>(
+        &mut self,
+        context: &mut Context,
+        path: &str,
+        change: impl FnOnce(&mut Node) -> T,
+    ) -> T {
         let node = self.node_mut(path);
-        let before = node.data.as_ref().map_or(0, |data| data.len()) as u64;
-        let after = data.as_ref().map_or(0, |data| data.len()) as u64;
+        let before = node.stat;
+        let result = change(node);
+        context.record(|| Undo::Stat(Box::from(path), before));
+        result
+    }
+
+    fn replace_data(&mut self, path: &str, data: Option<Box<[u8]>>) {
+        let after = data_len(&data);
+        let node = self.node_mut(path);
+        let before = data_len(&node.data);
         node.data = data;
         self.data_size = self.data_size - before + after;
     }
@@ -518,11 +528,14 @@ impl StateMachine {
     pub(crate) fn link(&mut self, path: Box<str>, node: Arc<Node>) {
         let (parent_path, _) = split_parent(&path).expect("linked path has no slash");
         count_child(self.node_mut(parent_path));
-        self.insert_counted(path, node);
+        assert!(
+            self.link_new(&path, node).is_ok(),
+            "node {path} linked twice"
+        );
     }
 
-    /// [`StateMachine::link`] for a node its parent already counts.
-    /// Link a node at a path that must be free: `NodeExists` (and the tree as it was) if not.
+    /// Link a node at a path that must be free, its parent counting it already: `NodeExists`
+    /// (and the tree as it was) if the path is taken.
     fn link_new(&mut self, path: &str, node: Arc<Node>) -> Result<(), ErrorCode> {
         let size = crate::tree::node_size(path, &node);
         let kind = Arc::clone(&node);
@@ -533,12 +546,6 @@ impl StateMachine {
         self.index_kind(path, &kind);
         self.data_size += size;
         Ok(())
-    }
-
-    fn insert_counted(&mut self, path: Box<str>, node: Arc<Node>) {
-        self.index_kind(&path, &node);
-        self.data_size += crate::tree::node_size(&path, &node);
-        assert!(self.nodes.insert(path, node).is_none(), "node linked twice");
     }
 
     /// Add a node to the index of its kind (its session's ephemerals, containers, TTLs).
@@ -599,6 +606,11 @@ impl StateMachine {
         self.data_size -= crate::tree::node_size(path, &node);
         node
     }
+}
+
+/// Bytes of data (null counts none).
+fn data_len(data: &Option<Box<[u8]>>) -> u64 {
+    data.as_ref().map_or(0, |data| data.len()) as u64
 }
 
 /// One more child under `parent`.

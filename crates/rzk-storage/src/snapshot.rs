@@ -152,8 +152,8 @@ const FILE_BUFFER_BYTES: usize = 256 * 1024;
 /// A snapshot file: the header, then the state compressed as one LZ4 frame. The state bytes of
 /// a znode tree compress well (paths share prefixes, values repeat), and LZ4 decompresses at
 /// memory speed, so restarts do not wait on it. The header, which seals the compressed bytes
-/// with their length and checksum, is written last, over room left for it.
-/// Writes the snapshot file; returns the length of the state written into it.
+/// with their length and checksum, is written last, over room left for it. Returns how many
+/// state bytes `write` wrote.
 fn write_snapshot_file(
     temp: &Path,
     index: u64,

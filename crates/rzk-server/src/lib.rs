@@ -99,7 +99,8 @@ pub struct Shared {
     core: Mutex<Core>,
     pub stats: ServerStats,
     pub options: ServerOptions,
-    /// This server's Prometheus registry (empty until `metrics::serve`).
+    /// This server's Prometheus registry (empty until enabled: at start with
+    /// `ServerOptions::metrics`, or by `metrics::serve`).
     pub metrics: metrics::Metrics,
     replica: OnceLock<Replica>,
     next_session_id: AtomicI64,
@@ -203,7 +204,7 @@ impl Shared {
             }
         };
         // The clock is read for the commit-latency metric only when metrics are on.
-        let proposed = self.metrics.enabled().then(Instant::now);
+        let proposed = self.metrics.is_enabled().then(Instant::now);
         let shared = self.clone();
         // The outcome arrives on the apply task (the reply itself goes out from `Core::apply`):
         // no task per write.
@@ -363,6 +364,11 @@ impl Server {
         {
             let now_ms = shared.monotonic_ms();
             shared.lock().track_all_sessions(now_ms);
+        }
+        if shared.options.metrics {
+            // Before any client: its requests are counted even if they come before the
+            // metrics endpoint listens (`metrics::serve`).
+            shared.metrics.enable();
         }
         let local_addr = listener.local_addr()?;
         let mut tasks = vec![

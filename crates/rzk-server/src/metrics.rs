@@ -194,6 +194,7 @@ impl Metrics {
         self.registry.get_or_init(Registry::new);
     }
 
+    /// Whether metrics are recorded: callers skip clock reads made only for them when not.
     pub fn is_enabled(&self) -> bool {
         self.registry.get().is_some()
     }
@@ -212,12 +213,6 @@ impl Metrics {
         if let Some(histogram) = &handles.zookeeper_latency_ms {
             histogram.record(latency.as_secs_f64() * 1000.0);
         }
-    }
-
-    /// Whether metrics are recorded (the Prometheus endpoint is on): callers skip clock reads
-    /// made only for them when not.
-    pub fn enabled(&self) -> bool {
-        self.registry.get().is_some()
     }
 
     /// Record how long one proposal took from proposing to local apply.

@@ -41,6 +41,9 @@ pub struct ServerOptions {
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
     pub conf_lines: Vec<(String, String)>,
+    /// Prometheus metrics are served (`metricsProvider.className`): they are recorded from the
+    /// first client, before the metrics endpoint is listening.
+    pub metrics: bool,
 }
 
 impl ServerOptions {
@@ -61,6 +64,7 @@ impl ServerOptions {
             data_dir: PathBuf::new(),
             data_log_dir: PathBuf::new(),
             conf_lines: Vec::new(),
+            metrics: false,
         }
     }
 

@@ -518,6 +518,31 @@ async fn ready_follows_the_quorum() {
     assert_eq!(zab["zabstate"], "election");
 }
 
+/// Goal: with metrics configured, requests made before the metrics endpoint listens are counted
+/// (the binary starts the endpoint after the client port). Method: a create before
+/// `metrics::serve`, then a scrape; with the registry made only by `serve` it counted 0.
+#[tokio::test]
+async fn requests_before_the_metrics_endpoint_listens_are_counted() {
+    let mut options = ServerOptions::for_tests();
+    options.metrics = true;
+    let server = start_with(options, None).await;
+    let client = connect(&server.address).await;
+    client
+        .create("/early", b"x", &support::persistent())
+        .await
+        .expect("create");
+    let listener = port_zero().await;
+    let address = listener.local_addr().unwrap();
+    metrics::serve(server.server.shared().clone(), listener);
+    let scraped = scrape(address).await;
+    assert_eq!(creates(&scraped), 1.0);
+    assert_eq!(
+        value_of(&scraped, "rzk_commit_latency_seconds_count", &[]),
+        1.0,
+        "the create's commit"
+    );
+}
+
 /// Goal: /metrics is valid Prometheus text with ZooKeeper's gauge names, and the per-opcode
 /// counters, latency histograms and gauges move after requests through a real client.
 #[tokio::test]

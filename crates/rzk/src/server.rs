@@ -65,6 +65,7 @@ fn server_options(config: &Config) -> ServerOptions {
         data_dir: config.data_dir.clone(),
         data_log_dir: config.data_log_dir.clone(),
         conf_lines,
+        metrics: config.metrics.prometheus_enabled(),
     }
 }
 

@@ -466,8 +466,12 @@ fn scripts_report_a_missing_rzk_binary() {
         );
     }
     let run = |name: &str, args: &[&str], rzk_bin: Option<&str>| {
-        let mut command = Command::new(bin.join(name));
+        // Through bash rather than by executing the copy: a test on another thread that forks while `fs::copy`
+        // still holds the copy open for writing gives that child the write descriptor until it execs, and an
+        // exec of the copy meanwhile fails with ETXTBSY ("Text file busy"; seen in CI).
+        let mut command = Command::new("bash");
         command
+            .arg(bin.join(name))
             .args(args)
             .env("PATH", path)
             .env("ZOOCFGDIR", setup.dir.path().join("conf"))

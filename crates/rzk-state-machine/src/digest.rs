@@ -63,7 +63,7 @@ impl StateMachine {
     pub fn digest(&self) -> u64 {
         let extended = self.options.extended_types_enabled;
         self.nodes.iter().fold(0u64, |sum, (path, node)| {
-            let data = node.data.as_deref().unwrap_or_default();
+            let data = node.data().unwrap_or_default();
             sum.wrapping_add(znode_digest(path, data, &node.client_stat(extended)))
         })
     }

@@ -59,7 +59,7 @@ impl StateMachine {
     fn readable_node(&self, auth: &[Id], path: &str, perm: i32) -> Result<&Node, ErrorCode> {
         let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
         let node: &Node = node;
-        check_acl(&self.options, &node.acl, perm, auth)?;
+        check_acl(&self.options, node.acl(), perm, auth)?;
         Ok(node)
     }
 
@@ -81,7 +81,7 @@ impl StateMachine {
         }
         let stat = match self.nodes.get(record.path.as_str()) {
             Some(node) => {
-                check_acl(&self.options, &node.acl, PERM_READ, auth)?;
+                check_acl(&self.options, node.acl(), PERM_READ, auth)?;
                 Some(node.client_stat(self.options.extended_types_enabled))
             }
             None => None,
@@ -100,7 +100,7 @@ impl StateMachine {
         record: &PathWatchRequest,
     ) -> Result<(Option<Vec<u8>>, rzk_proto::Stat), ErrorCode> {
         let node = self.readable_node(auth, &record.path, PERM_READ)?;
-        let data = node.data.as_ref().map(|data| data.to_vec());
+        let data = node.data().map(<[u8]>::to_vec);
         let stat = node.client_stat(self.options.extended_types_enabled);
         if record.watch {
             self.watch(session_id, &record.path, DATA);
@@ -129,9 +129,9 @@ impl StateMachine {
     fn read_acl(&self, auth: &[Id], record: &PathRequest) -> Reply {
         let node = self.readable_node(auth, &record.path, PERM_READ | PERM_ADMIN)?;
         let stat = node.client_stat(self.options.extended_types_enabled);
-        let acl = match check_acl(&self.options, &node.acl, PERM_ADMIN, auth) {
-            Ok(()) => node.acl.to_vec(),
-            Err(_) => mask_digest_passwords(&node.acl),
+        let acl = match check_acl(&self.options, node.acl(), PERM_ADMIN, auth) {
+            Ok(()) => node.acl().to_vec(),
+            Err(_) => mask_digest_passwords(node.acl()),
         };
         Ok(Response::GetAcl { acl, stat })
     }
@@ -254,12 +254,12 @@ impl StateMachine {
         let node = self.nodes.get(path);
         match (kind, node) {
             (Rearm::Data, None) | (Rearm::Child, None) => Ok(EventType::NodeDeleted),
-            (Rearm::Data, Some(node)) if node.stat.mzxid > relative_zxid => {
+            (Rearm::Data, Some(node)) if node.stat().mzxid > relative_zxid => {
                 Ok(EventType::NodeDataChanged)
             }
             (Rearm::Data, Some(_)) | (Rearm::Exist, None) => Err(DATA),
             (Rearm::Exist, Some(_)) => Ok(EventType::NodeCreated),
-            (Rearm::Child, Some(node)) if node.stat.pzxid > relative_zxid => {
+            (Rearm::Child, Some(node)) if node.stat().pzxid > relative_zxid => {
                 Ok(EventType::NodeChildrenChanged)
             }
             (Rearm::Child, Some(_)) => Err(CHILD),

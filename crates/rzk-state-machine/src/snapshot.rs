@@ -53,13 +53,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::Arc;
-
-use rzk_proto::Acl;
 
 use crate::jute::{Reader, Writer};
 use crate::path::{split_parent, validate_name};
-use crate::tree::{node_kind, AclCache, Node, NodeKind, Nodes, StoredStat};
+use crate::tree::{
+    node_kind, AclCache, AclList, Node, NodeHeader, NodeKind, Nodes, StoredStat, MAX_CHILDREN,
+};
 use crate::{Options, Session, SessionId, SnapshotError, StateMachine};
 
 const MAGIC: &[u8; 4] = b"RZKS";
@@ -158,7 +157,7 @@ impl SnapshotCopy {
                     break;
                 };
                 prefetch(path.as_ptr());
-                prefetch(Arc::as_ptr(node).cast::<u8>());
+                prefetch(node.address());
                 ahead.push_back((path, node));
             }
             let Some((path, node)) = ahead.pop_front() else {
@@ -166,7 +165,7 @@ impl SnapshotCopy {
             };
             if let Some(data) = ahead
                 .get(PREFETCH_DATA_AHEAD - 1)
-                .and_then(|(_, node)| node.data.as_deref())
+                .and_then(|(_, node)| node.data())
             {
                 prefetch(data.as_ptr());
             }
@@ -224,26 +223,15 @@ impl SnapshotCopy {
 }
 
 /// The compact node encoding (see the module docs), which refers to the node before.
+#[derive(Default)]
 struct NodeEncoder<'a> {
     previous_path: &'a str,
     previous_czxid: i64,
     previous_ctime: i64,
     /// Each ACL list written so far (by address: equal lists are one shared list), by index.
-    acl_indexes: HashMap<*const Acl, u64>,
-    /// The previous node's list and index: most nodes share their neighbour's list.
-    previous_acl: (*const Acl, u64),
-}
-
-impl Default for NodeEncoder<'_> {
-    fn default() -> Self {
-        NodeEncoder {
-            previous_path: "",
-            previous_czxid: 0,
-            previous_ctime: 0,
-            acl_indexes: HashMap::new(),
-            previous_acl: (std::ptr::null(), 0),
-        }
-    }
+    acl_indexes: HashMap<usize, u64>,
+    /// The previous node's list (address) and index: most nodes share their neighbour's list.
+    previous_acl: (usize, u64),
 }
 
 impl<'a> NodeEncoder<'a> {
@@ -253,11 +241,11 @@ impl<'a> NodeEncoder<'a> {
         out.varint((path.len() - shared) as u64);
         out.bytes.extend_from_slice(&path.as_bytes()[shared..]);
         self.previous_path = path;
-        self.write_acl(out, &node.acl);
-        let stat = node.stat;
+        self.write_acl(out, node.acl());
+        let stat = *node.stat();
         let versions = [stat.version, stat.cversion, stat.aversion];
         let flags = [
-            (node.data.is_some(), HAS_DATA),
+            (node.data().is_some(), HAS_DATA),
             (stat.mzxid != stat.czxid, HAS_MZXID),
             (stat.mtime != stat.ctime, HAS_MTIME),
             (stat.pzxid != stat.czxid, HAS_PZXID),
@@ -268,7 +256,7 @@ impl<'a> NodeEncoder<'a> {
         .filter(|(set, _)| *set)
         .fold(0, |flags, (_, flag)| flags | flag);
         out.u8(flags);
-        if let Some(data) = node.data.as_deref() {
+        if let Some(data) = node.data() {
             out.varint(data.len() as u64);
             out.bytes.extend_from_slice(data);
         }
@@ -294,8 +282,8 @@ impl<'a> NodeEncoder<'a> {
         }
     }
 
-    fn write_acl(&mut self, out: &mut Writer, acl: &Arc<[Acl]>) {
-        let list = acl.as_ptr();
+    fn write_acl(&mut self, out: &mut Writer, acl: &AclList) {
+        let list = acl.address();
         if list == self.previous_acl.0 {
             out.varint(self.previous_acl.1);
             return;
@@ -396,14 +384,14 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 
 /// Format 2's ACL table: the distinct lists in order of first use along the path-ordered
 /// nodes, and each node's list index.
-fn fixed_acl_table(nodes: &Nodes) -> (Vec<Arc<[Acl]>>, Vec<u32>) {
-    let mut lists: Vec<Arc<[Acl]>> = Vec::new();
-    let mut by_pointer: HashMap<*const Acl, u32> = HashMap::new();
+fn fixed_acl_table(nodes: &Nodes) -> (Vec<AclList>, Vec<u32>) {
+    let mut lists: Vec<AclList> = Vec::new();
+    let mut by_pointer: HashMap<usize, u32> = HashMap::new();
     let index_of = nodes
         .values()
         .map(|node| {
-            *by_pointer.entry(node.acl.as_ptr()).or_insert_with(|| {
-                lists.push(Arc::clone(&node.acl));
+            *by_pointer.entry(node.acl().address()).or_insert_with(|| {
+                lists.push(node.acl().clone());
                 u32::try_from(lists.len() - 1).expect("more than u32::MAX ACL lists")
             })
         })
@@ -414,8 +402,8 @@ fn fixed_acl_table(nodes: &Nodes) -> (Vec<Arc<[Acl]>>, Vec<u32>) {
 fn write_fixed_node(body: &mut Writer, path: &str, acl_index: u32, node: &Node) {
     body.string(path);
     body.u32(acl_index);
-    body.buffer(node.data.as_deref());
-    let stat = &node.stat;
+    body.buffer(node.data());
+    let stat = node.stat();
     for value in [
         stat.czxid,
         stat.mzxid,
@@ -539,7 +527,7 @@ fn read_body(
 /// How the nodes of a body are laid out: fixed (formats 1 and 2, with the ACL lists read
 /// before them) or compact (format 3).
 enum NodeLayout {
-    Fixed(Vec<Arc<[Acl]>>),
+    Fixed(Vec<AclList>),
     Compact(NodeDecoder),
 }
 
@@ -565,7 +553,7 @@ struct NodeDecoder {
     path: Vec<u8>,
     czxid: i64,
     ctime: i64,
-    lists: Vec<Arc<[Acl]>>,
+    lists: Vec<AclList>,
 }
 
 impl NodeDecoder {
@@ -588,13 +576,14 @@ impl NodeDecoder {
         let acl_index = reader.varint()?;
         let acl = if acl_index == self.lists.len() as u64 {
             let list = acls.intern(reader.acl_list()?);
-            self.lists.push(Arc::clone(&list));
+            self.lists.push(list.clone());
             list
         } else {
             let list = usize::try_from(acl_index)
                 .ok()
                 .and_then(|i| self.lists.get(i));
-            Arc::clone(list.ok_or_else(|| format!("{path}: ACL index {acl_index} out of range"))?)
+            list.ok_or_else(|| format!("{path}: ACL index {acl_index} out of range"))?
+                .clone()
         };
         let flags = reader.u8()?;
         if flags & !KNOWN_FLAGS != 0 {
@@ -604,7 +593,7 @@ impl NodeDecoder {
             let length = reader.varint()?;
             let length =
                 usize::try_from(length).map_err(|_| format!("{path}: data of {length} bytes"))?;
-            Some(Box::from(reader.take(length)?))
+            Some(reader.take(length)?)
         } else {
             None
         };
@@ -645,13 +634,7 @@ impl NodeDecoder {
             cversion,
             aversion,
         };
-        let node = Node {
-            data,
-            acl,
-            stat,
-            child_count: 0,
-        };
-        Ok((Box::from(path), Arc::new(node)))
+        Ok((Box::from(path), Node::new(acl, stat, data)))
     }
 }
 
@@ -681,7 +664,7 @@ fn fill_map(nodes: Vec<PathNode>) -> Nodes {
 }
 
 /// A node read from a snapshot, with its path.
-type PathNode = (Box<str>, Arc<Node>);
+type PathNode = (Box<str>, Node);
 
 /// Every node of the stream, in path order, with its children counted and its kind indexed.
 /// A parent comes before its children (its path is a prefix of theirs), so it is found in the
@@ -719,17 +702,15 @@ fn read_nodes(
                     .binary_search_by(|(p, _)| (**p).cmp(parent_path))
                     .map_err(|_| format!("{path}: parent missing"))?;
             }
-            let parent =
-                Arc::get_mut(&mut nodes[last_parent].1).expect("a node being read is not shared");
-            if let NodeKind::Ephemeral(_) = node_kind(parent.stat.ephemeral_owner, extended) {
+            let parent = &mut nodes[last_parent].1;
+            if let NodeKind::Ephemeral(_) = node_kind(parent.stat().ephemeral_owner, extended) {
                 return Err(format!("{path}: parent is ephemeral"));
             }
-            parent.child_count = parent
-                .child_count
-                .checked_add(1)
-                .ok_or_else(|| format!("{parent_path}: more than u32::MAX children"))?;
+            if !parent.change(NodeHeader::try_count_child) {
+                return Err(format!("{parent_path}: more than {MAX_CHILDREN} children"));
+            }
         }
-        if let NodeKind::Ephemeral(owner) = node_kind(node.stat.ephemeral_owner, extended) {
+        if let NodeKind::Ephemeral(owner) = node_kind(node.stat().ephemeral_owner, extended) {
             if !state.sessions.contains_key(&owner) {
                 return Err(format!("{path}: owner session {owner:#x} is not open"));
             }
@@ -741,13 +722,13 @@ fn read_nodes(
     Ok(nodes)
 }
 
-fn read_fixed_node(reader: &mut Reader<'_>, lists: &[Arc<[Acl]>]) -> Result<PathNode, String> {
+fn read_fixed_node(reader: &mut Reader<'_>, lists: &[AclList]) -> Result<PathNode, String> {
     let path = reader.str()?;
     let acl_index = reader.u32()? as usize;
     let acl = lists
         .get(acl_index)
         .ok_or_else(|| format!("{path}: ACL index {acl_index} out of range"))?;
-    let data = reader.buffer()?.map(Box::from);
+    let data = reader.buffer()?;
     let stat = StoredStat {
         czxid: reader.i64()?,
         mzxid: reader.i64()?,
@@ -759,13 +740,7 @@ fn read_fixed_node(reader: &mut Reader<'_>, lists: &[Arc<[Acl]>]) -> Result<Path
         cversion: reader.i32()?,
         aversion: reader.i32()?,
     };
-    let node = Node {
-        data,
-        acl: Arc::clone(acl),
-        stat,
-        child_count: 0,
-    };
-    Ok((Box::from(path), Arc::new(node)))
+    Ok((Box::from(path), Node::new(acl.clone(), stat, data)))
 }
 
 #[cfg(test)]
@@ -798,17 +773,13 @@ mod tests {
     // leaf boundaries.
     #[test]
     fn fill_map_keeps_every_node_in_order() {
-        let acl: Arc<[Acl]> = Arc::from(Vec::new());
+        let acl = AclList::new(Vec::new());
         for count in (0..4 * MAP_LEAF_ENTRIES + 3).chain([1000, 4099]) {
             let nodes: Vec<PathNode> = (0..count)
                 .map(|index| {
-                    let node = Node {
-                        data: Some(Box::from(index.to_be_bytes().as_slice())),
-                        acl: Arc::clone(&acl),
-                        stat: StoredStat::default(),
-                        child_count: 0,
-                    };
-                    (Box::from(format!("/n{index:06}")), Arc::new(node))
+                    let data = index.to_be_bytes();
+                    let node = Node::new(acl.clone(), StoredStat::default(), Some(&data));
+                    (Box::from(format!("/n{index:06}")), node)
                 })
                 .collect();
             let expected: Vec<PathNode> = nodes.clone();

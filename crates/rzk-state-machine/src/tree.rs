@@ -4,9 +4,13 @@
 //! A node does not list its children: they are the keys under "path/" that have no further
 //! slash, and the map keeps them in name order. A node keeps only their count.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
+use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Bound;
-use std::sync::Arc;
+
+use triomphe::ThinArc;
 
 use rzk_proto::{codes::perms, Acl, Id, Stat};
 
@@ -21,8 +25,8 @@ pub(crate) const TTL_MAX_MS: i64 = (1 << 40) - 1;
 
 /// `StatPersisted`: what is stored. `cversion` counts child creates only.
 ///
-/// Packed to 4-byte alignment: 60 bytes instead of 64, so a [`Node`] behind its `Arc` fits
-/// jemalloc's 112-byte class instead of the 128-byte one (16 MiB less per million znodes).
+/// Packed to 4-byte alignment: 60 bytes instead of 64, so that a [`NodeHeader`] is 72 bytes and a
+/// node with a 100-byte value fits jemalloc's 192-byte class (see [`Node`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C, packed(4))]
 pub(crate) struct StoredStat {
@@ -37,23 +41,218 @@ pub(crate) struct StoredStat {
     pub aversion: i32,
 }
 
-/// Every znode by full path, in path order. Nodes sit behind `Arc` so that copying a B+tree leaf
-/// (when a write meets a leaf a snapshot copy still shares) copies pointers, not nodes.
-pub(crate) type Nodes = imbl::OrdMap<Box<str>, Arc<Node>>;
+/// Every znode by full path, in path order. A [`Node`] is one reference-counted allocation, so
+/// copying a B+tree leaf (when a write meets a leaf a snapshot copy still shares) copies
+/// pointers, not nodes.
+pub(crate) type Nodes = imbl::OrdMap<Box<str>, Node>;
 
-/// One znode. Data is `None` for null (distinct from empty); the ACL list is shared between
-/// nodes with equal lists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Node {
-    pub data: Option<Box<[u8]>>,
-    pub acl: Arc<[Acl]>,
-    pub stat: StoredStat,
-    /// How many children the node has (they are the keys under "path/", see [`child_names`]).
-    pub child_count: u32,
+/// A shared ACL list: a thin pointer (8 bytes) to one allocation holding the list. Equal lists
+/// are one list (see [`AclCache`]); equality and hashing are by content.
+#[derive(Clone)]
+pub(crate) struct AclList(ThinArc<(), Acl>);
+
+impl AclList {
+    pub fn new(acl: Vec<Acl>) -> AclList {
+        AclList(ThinArc::from_header_and_iter((), acl.into_iter()))
+    }
+
+    /// Identifies the shared list (equal lists interned by one cache have one address).
+    pub fn address(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    fn holders(&self) -> usize {
+        ThinArc::strong_count(&self.0)
+    }
 }
 
-// One allocation per node holds the `Arc` counts and the node: 112 bytes, a jemalloc size class.
-const _: () = assert!(std::mem::size_of::<Node>() + 16 <= 112);
+impl std::ops::Deref for AclList {
+    type Target = [Acl];
+
+    fn deref(&self) -> &[Acl] {
+        &self.0.slice
+    }
+}
+
+impl Borrow<[Acl]> for AclList {
+    fn borrow(&self) -> &[Acl] {
+        self
+    }
+}
+
+impl PartialEq for AclList {
+    fn eq(&self, other: &AclList) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for AclList {}
+
+impl Hash for AclList {
+    // As the slice hashes, which `Borrow<[Acl]>` requires.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl fmt::Debug for AclList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
+/// The fixed part of a znode, in front of its data in the node's allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NodeHeader {
+    pub acl: AclList,
+    pub stat: StoredStat,
+    /// How many children the node has (they are the keys under "path/", see [`child_names`]) in
+    /// the low 31 bits; the top bit is set when the data is null (distinct from empty).
+    children_and_null: u32,
+}
+
+const NULL_DATA: u32 = 1 << 31;
+
+/// The most children a node can have (`numChildren` is an `int` in ZooKeeper's Stat).
+pub(crate) const MAX_CHILDREN: u32 = NULL_DATA - 1;
+
+impl NodeHeader {
+    pub fn child_count(&self) -> u32 {
+        self.children_and_null & !NULL_DATA
+    }
+
+    fn set_child_count(&mut self, count: u32) {
+        assert!(count <= MAX_CHILDREN, "more than {MAX_CHILDREN} children");
+        self.children_and_null = (self.children_and_null & NULL_DATA) | count;
+    }
+
+    /// One more child.
+    pub fn count_child(&mut self) {
+        assert!(self.try_count_child(), "more than {MAX_CHILDREN} children");
+    }
+
+    /// One more child, unless the node has [`MAX_CHILDREN`] already (then `false`).
+    pub fn try_count_child(&mut self) -> bool {
+        let count = self.child_count();
+        if count >= MAX_CHILDREN {
+            return false;
+        }
+        self.set_child_count(count + 1);
+        true
+    }
+
+    /// One child fewer.
+    pub fn uncount_child(&mut self) {
+        let count = self
+            .child_count()
+            .checked_sub(1)
+            .expect("a node with no children lost one");
+        self.set_child_count(count);
+    }
+}
+
+// The header is 72 bytes, so a node (count 8 + header + length 8 + data) with a 100-byte value
+// takes 188 bytes: jemalloc's 192-byte class. Before nodes held their data, a node and its
+// 100-byte value took two 112-byte allocations.
+const _: () = assert!(std::mem::size_of::<NodeHeader>() == 72);
+
+/// One znode: its header (ACL, Stat, child count) and its data in one reference-counted
+/// allocation, behind a thin pointer. Cloning shares it; [`Node::change`] copies it first
+/// when it is shared (copy on write: a snapshot copy that still holds it keeps the old version).
+#[derive(Clone)]
+pub(crate) struct Node(ThinArc<NodeHeader, u8>);
+
+impl Node {
+    /// A node with no children. `data` is `None` for null.
+    pub fn new(acl: AclList, stat: StoredStat, data: Option<&[u8]>) -> Node {
+        let header = NodeHeader {
+            acl,
+            stat,
+            children_and_null: if data.is_none() { NULL_DATA } else { 0 },
+        };
+        Node::from_parts(header, data)
+    }
+
+    fn from_parts(mut header: NodeHeader, data: Option<&[u8]>) -> Node {
+        header.children_and_null = match data {
+            Some(_) => header.children_and_null & !NULL_DATA,
+            None => header.children_and_null | NULL_DATA,
+        };
+        Node(ThinArc::from_header_and_slice(
+            header,
+            data.unwrap_or_default(),
+        ))
+    }
+
+    /// Where the node's allocation starts (for prefetching).
+    pub fn address(&self) -> *const u8 {
+        self.0.as_ptr().cast()
+    }
+
+    pub fn header(&self) -> &NodeHeader {
+        &self.0.header.header
+    }
+
+    pub fn acl(&self) -> &AclList {
+        &self.header().acl
+    }
+
+    pub fn stat(&self) -> &StoredStat {
+        &self.header().stat
+    }
+
+    pub fn child_count(&self) -> u32 {
+        self.header().child_count()
+    }
+
+    /// The data, `None` for null.
+    pub fn data(&self) -> Option<&[u8]> {
+        if self.header().children_and_null & NULL_DATA != 0 {
+            None
+        } else {
+            Some(&self.0.slice)
+        }
+    }
+
+    /// Bytes of data (null counts none).
+    pub fn data_len(&self) -> usize {
+        self.0.slice.len()
+    }
+
+    /// Change the header through `change`, the node made unshared first (copied when another
+    /// holder, such as a snapshot copy of the tree, shares it). What `change` returns is returned.
+    pub fn change<T>(&mut self, change: impl FnOnce(&mut NodeHeader) -> T) -> T {
+        if ThinArc::strong_count(&self.0) != 1 {
+            *self = Node::from_parts(self.header().clone(), self.data());
+        }
+        self.0.with_arc_mut(|arc| {
+            let node = triomphe::Arc::get_mut(arc).expect("a node just made unshared is shared");
+            change(node.header_mut())
+        })
+    }
+
+    /// This node with other data: a new allocation with the same header.
+    pub fn with_data(&self, data: Option<&[u8]>) -> Node {
+        Node::from_parts(self.header().clone(), data)
+    }
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        self.header() == other.header() && self.data() == other.data()
+    }
+}
+
+impl Eq for Node {}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("header", self.header())
+            .field("data", &self.data())
+            .finish()
+    }
+}
 
 /// What `ephemeralOwner` says a node is (`EphemeralType.get`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,19 +281,17 @@ pub(crate) fn node_kind(owner: i64, extended_types_enabled: bool) -> NodeKind {
 
 impl Node {
     pub fn data_length(&self) -> i32 {
-        self.data
-            .as_ref()
-            .map_or(0, |data| i32::try_from(data.len()).unwrap_or(i32::MAX))
+        i32::try_from(self.data_len()).unwrap_or(i32::MAX)
     }
 
     pub fn num_children(&self) -> i32 {
-        i32::try_from(self.child_count).unwrap_or(i32::MAX)
+        i32::try_from(self.child_count()).unwrap_or(i32::MAX)
     }
 
     /// `DataNode.copyStat`: cversion reported as creates + deletes (`2 × stored − numChildren`),
     /// container and TTL markers shown as owner 0.
     pub fn client_stat(&self, extended_types_enabled: bool) -> Stat {
-        let stored = &self.stat;
+        let stored = self.stat();
         let num_children = self.num_children();
         let ephemeral_owner = match node_kind(stored.ephemeral_owner, extended_types_enabled) {
             NodeKind::Ephemeral(session) => session,
@@ -120,7 +317,7 @@ impl Node {
 /// trees use a handful of distinct lists, so a node holds one pointer instead of a list.
 #[derive(Debug, Default)]
 pub(crate) struct AclCache {
-    lists: HashSet<Arc<[Acl]>>,
+    lists: HashSet<AclList>,
     /// Size after the last purge: purge again once the cache has doubled.
     purge_mark: usize,
 }
@@ -129,17 +326,17 @@ pub(crate) struct AclCache {
 const ACL_CACHE_PURGE_FLOOR: usize = 1024;
 
 impl AclCache {
-    pub fn intern(&mut self, acl: Vec<Acl>) -> Arc<[Acl]> {
+    pub fn intern(&mut self, acl: Vec<Acl>) -> AclList {
         if let Some(shared) = self.lists.get(acl.as_slice()) {
-            return Arc::clone(shared);
+            return shared.clone();
         }
         if self.lists.len() >= ACL_CACHE_PURGE_FLOOR.max(self.purge_mark * 2) {
             // Lists no node uses any more are held only by the cache.
-            self.lists.retain(|list| Arc::strong_count(list) > 1);
+            self.lists.retain(|list| list.holders() > 1);
             self.purge_mark = self.lists.len();
         }
-        let shared: Arc<[Acl]> = Arc::from(acl);
-        self.lists.insert(Arc::clone(&shared));
+        let shared = AclList::new(acl);
+        self.lists.insert(shared.clone());
         shared
     }
 }
@@ -172,16 +369,14 @@ fn world_anyone() -> Id {
 pub(crate) fn initial_nodes(cache: &mut AclCache) -> Nodes {
     let open = cache.intern(open_acl_unsafe());
     let read = cache.intern(read_acl_unsafe());
-    let node = |acl: &Arc<[Acl]>, child_count: u32, aversion: i32| {
-        Arc::new(Node {
-            data: Some(Box::default()),
-            acl: Arc::clone(acl),
-            stat: StoredStat {
-                aversion,
-                ..StoredStat::default()
-            },
-            child_count,
-        })
+    let node = |acl: &AclList, child_count: u32, aversion: i32| {
+        let stat = StoredStat {
+            aversion,
+            ..StoredStat::default()
+        };
+        let mut node = Node::new(acl.clone(), stat, Some(&[]));
+        node.change(|header| header.set_child_count(child_count));
+        node
     };
     let mut nodes = Nodes::new();
     nodes.insert(Box::from("/"), node(&open, 1, 0));
@@ -241,5 +436,95 @@ pub(crate) fn descendant_count(nodes: &Nodes, path: &str) -> usize {
 
 /// `approximateDataSize` counts path length + data length per node.
 pub(crate) fn node_size(path: &str, node: &Node) -> u64 {
-    (path.len() + node.data.as_ref().map_or(0, |data| data.len())) as u64
+    (path.len() + node.data_len()) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(czxid: i64) -> StoredStat {
+        StoredStat {
+            czxid,
+            ..StoredStat::default()
+        }
+    }
+
+    // Goal: null, empty and non-empty data stay distinct, and the child count (which shares its
+    // word with the null flag) neither changes nor is changed by the data.
+    #[test]
+    fn data_and_child_count_are_independent() {
+        let acl = AclList::new(open_acl_unsafe());
+        for data in [None, Some(&b""[..]), Some(&b"spring"[..])] {
+            let mut node = Node::new(acl.clone(), stat(7), data);
+            assert_eq!(node.data(), data);
+            assert_eq!(node.child_count(), 0);
+            node.change(|header| {
+                header.count_child();
+                header.count_child();
+            });
+            assert_eq!(node.data(), data, "counting children changed the data");
+            assert_eq!(node.child_count(), 2);
+            for other in [None, Some(&b""[..]), Some(&[1u8; 300][..])] {
+                let replaced = node.with_data(other);
+                assert_eq!(replaced.data(), other);
+                assert_eq!(replaced.data_len(), other.map_or(0, <[u8]>::len));
+                assert_eq!(replaced.child_count(), 2, "new data lost the child count");
+                assert_eq!(replaced.stat(), node.stat());
+                assert_eq!(replaced.acl(), node.acl());
+            }
+            node.change(NodeHeader::uncount_child);
+            assert_eq!(node.child_count(), 1);
+            assert_eq!(node.data(), data);
+        }
+    }
+
+    // Goal: a change to a node another holder shares (a snapshot copy of the tree) is made to a
+    // copy, and the holder keeps the old version; a node held once is changed in place.
+    #[test]
+    fn change_copies_a_shared_node_only() {
+        let mut node = Node::new(AclList::new(open_acl_unsafe()), stat(1), Some(b"v1"));
+        let address = node.address();
+        node.change(|header| header.stat.version = 1);
+        assert_eq!(node.address(), address, "an unshared node was copied");
+
+        let snapshot = node.clone();
+        node.change(|header| {
+            header.stat.version = 2;
+            header.count_child();
+        });
+        assert_ne!(node.address(), address);
+        assert_eq!((node.stat().version, node.child_count()), (2, 1));
+        assert_eq!(node.data(), Some(&b"v1"[..]));
+        assert_eq!(snapshot.stat().version, 1, "the shared copy changed");
+        assert_eq!(snapshot.child_count(), 0);
+        assert_eq!(snapshot.address(), address);
+    }
+
+    // Goal: the child count stops at the largest `int` (numChildren's type) without touching the
+    // null flag.
+    #[test]
+    fn child_count_stops_at_the_largest_int() {
+        let mut node = Node::new(AclList::new(Vec::new()), stat(1), None);
+        node.change(|header| header.set_child_count(MAX_CHILDREN - 1));
+        assert!(node.change(NodeHeader::try_count_child));
+        assert_eq!(node.child_count(), MAX_CHILDREN);
+        assert_eq!(node.num_children(), i32::MAX);
+        assert!(!node.change(NodeHeader::try_count_child));
+        assert_eq!(node.child_count(), MAX_CHILDREN);
+        assert_eq!(node.data(), None);
+    }
+
+    // Goal: equal ACL lists are one shared list, and a list is found by its slice.
+    #[test]
+    fn the_acl_cache_shares_equal_lists() {
+        let mut cache = AclCache::default();
+        let a = cache.intern(open_acl_unsafe());
+        let b = cache.intern(open_acl_unsafe());
+        let c = cache.intern(read_acl_unsafe());
+        assert_eq!(a.address(), b.address());
+        assert_ne!(a.address(), c.address());
+        assert_eq!(&*a, open_acl_unsafe().as_slice());
+        assert_eq!(a, AclList::new(open_acl_unsafe()), "equality is by content");
+    }
 }

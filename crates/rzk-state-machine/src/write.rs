@@ -4,12 +4,9 @@
 //! client sees), before its first change, so a failed single op changes nothing. Inside a multi
 //! each change also records how to undo it, and a failing op rolls the earlier ones back.
 
-use std::sync::Arc;
-
 use rzk_proto::{
-    Acl, CheckVersionRequest, CreateMode, CreateRequest, CreateTtlRequest, DeleteRequest,
-    ErrorCode, Id, MultiResult, PathRequest, Reply, Request, Response, SetAclRequest,
-    SetDataRequest, Stat,
+    CheckVersionRequest, CreateMode, CreateRequest, CreateTtlRequest, DeleteRequest, ErrorCode, Id,
+    MultiResult, PathRequest, Reply, Request, Response, SetAclRequest, SetDataRequest, Stat,
 };
 
 use crate::acl::{
@@ -17,7 +14,8 @@ use crate::acl::{
 };
 use crate::path::{is_special_path, split_parent, validate_path};
 use crate::tree::{
-    node_kind, Node, NodeKind, StoredStat, CONTAINER_OWNER, EXTENDED_MASK, TTL_MAX_MS,
+    node_kind, AclList, Node, NodeHeader, NodeKind, StoredStat, CONTAINER_OWNER, EXTENDED_MASK,
+    TTL_MAX_MS,
 };
 use crate::{Session, SessionId, StateMachine, TreeEvent};
 
@@ -52,10 +50,11 @@ impl Context {
 /// The inverse of one change.
 enum Undo {
     Created(Box<str>),
-    Deleted(Box<str>, Arc<Node>),
+    Deleted(Box<str>, Node),
     Stat(Box<str>, StoredStat),
-    Data(Box<str>, Option<Box<[u8]>>),
-    Acl(Box<str>, Arc<[Acl]>),
+    /// A setData's: the node as it was (its data and Stat).
+    Replaced(Box<str>, Node),
+    Acl(Box<str>, AclList),
 }
 
 /// The four create opcodes: they differ in node type and in the reply.
@@ -226,9 +225,11 @@ impl StateMachine {
                     self.unlink(&path);
                 }
                 Undo::Deleted(path, node) => self.link(path, node),
-                Undo::Stat(path, stat) => self.node_mut(&path).stat = stat,
-                Undo::Data(path, data) => self.replace_data(&path, data),
-                Undo::Acl(path, acl) => self.node_mut(&path).acl = acl,
+                Undo::Stat(path, stat) => self.node_mut(&path).change(|node| node.stat = stat),
+                Undo::Replaced(path, node) => {
+                    self.replace_node(&path, node);
+                }
+                Undo::Acl(path, acl) => self.node_mut(&path).change(|node| node.acl = acl),
             }
         }
     }
@@ -242,20 +243,16 @@ impl StateMachine {
     }
 
     fn node(&self, path: &str) -> Result<&Node, ErrorCode> {
-        self.nodes
-            .get(path)
-            .map(|node| &**node)
-            .ok_or(ErrorCode::NoNode)
+        self.nodes.get(path).ok_or(ErrorCode::NoNode)
     }
 
-    /// The node to change, made unshared first: a snapshot copy that still holds it keeps the
-    /// old version (the copy-on-write step of the persistent tree).
+    /// The node to change or replace, in a leaf of the tree made unshared (the copy-on-write
+    /// step of the persistent tree: a snapshot copy that still holds the leaf keeps the old one).
+    /// [`Node::change`] unshares the node itself.
     fn node_mut(&mut self, path: &str) -> &mut Node {
-        let node = self
-            .nodes
+        self.nodes
             .get_mut(path)
-            .expect("node vanished between check and change");
-        Arc::make_mut(node)
+            .expect("node vanished between check and change")
     }
 
     fn create_ttl(
@@ -287,9 +284,9 @@ impl StateMachine {
         let (parent_path, _) = parent_for_write(&record.path)?;
         let acl = fixup_acl(&record.acl, auth)?;
         let parent = self.node(parent_path)?;
-        check_acl(&self.options, &parent.acl, PERM_CREATE, auth)?;
+        check_acl(&self.options, parent.acl(), PERM_CREATE, auth)?;
         let path = if mode.is_sequential() {
-            format!("{}{:010}", record.path, parent.stat.cversion)
+            format!("{}{:010}", record.path, parent.stat().cversion)
         } else {
             record.path.clone()
         };
@@ -297,7 +294,7 @@ impl StateMachine {
         // Before the NodeExists check that the insert below makes: an ephemeral node has no
         // children, so at most one of the two can apply.
         if let NodeKind::Ephemeral(_) = node_kind(
-            parent.stat.ephemeral_owner,
+            parent.stat().ephemeral_owner,
             self.options.extended_types_enabled,
         ) {
             return Err(ErrorCode::NoChildrenForEphemerals);
@@ -312,21 +309,16 @@ impl StateMachine {
             ephemeral_owner: owner,
             ..StoredStat::default()
         };
-        let node = Node {
-            data: record.data.as_deref().map(Box::from),
-            acl: self.acl_cache.intern(acl),
-            stat,
-            child_count: 0,
-        };
+        let node = Node::new(self.acl_cache.intern(acl), stat, record.data.as_deref());
         let stat = node.client_stat(self.options.extended_types_enabled);
         // One descent of the tree for the new path, which is where a create's time goes on a
         // large tree (its nodes are not in the CPU's caches): insert, and put back what was there.
-        self.link_new(&path, Arc::new(node))?;
+        self.link_new(&path, node)?;
         // The parent's child count is undone when the node is unlinked.
         self.change_node(context, parent_path, |parent| {
             parent.stat.cversion = parent.stat.cversion.wrapping_add(1);
             parent.stat.pzxid = zxid;
-            count_child(parent);
+            parent.count_child();
         });
         context.record(|| Undo::Created(Box::from(path.as_str())));
         context.events.push(TreeEvent::Created(path.clone()));
@@ -378,10 +370,10 @@ impl StateMachine {
             return Err(ErrorCode::BadArguments);
         }
         let parent = self.node(parent_path)?;
-        check_acl(&self.options, &parent.acl, PERM_DELETE, auth)?;
+        check_acl(&self.options, parent.acl(), PERM_DELETE, auth)?;
         let node = self.node(&record.path)?;
-        check_version(node.stat.version, record.version)?;
-        if node.child_count != 0 {
+        check_version(node.stat().version, record.version)?;
+        if node.child_count() != 0 {
             return Err(ErrorCode::NotEmpty);
         }
         self.delete_node(context, &record.path);
@@ -400,11 +392,11 @@ impl StateMachine {
             return Err(ErrorCode::BadArguments);
         }
         let node = self.node(&record.path)?;
-        if node.child_count != 0 {
+        if node.child_count() != 0 {
             return Err(ErrorCode::NotEmpty);
         }
         match node_kind(
-            node.stat.ephemeral_owner,
+            node.stat().ephemeral_owner,
             self.options.extended_types_enabled,
         ) {
             NodeKind::Container | NodeKind::Ttl(_) => {}
@@ -422,7 +414,7 @@ impl StateMachine {
         // The parent's child count is undone when the node is linked back.
         self.change_node(context, parent_path, |parent| {
             parent.stat.pzxid = parent.stat.pzxid.max(zxid);
-            uncount_child(parent);
+            parent.uncount_child();
         });
         context.record(|| Undo::Deleted(Box::from(path), node));
         context.events.push(TreeEvent::Deleted(path.to_string()));
@@ -437,21 +429,19 @@ impl StateMachine {
         self.require_session(context)?;
         validate_path(&record.path)?;
         let node = self.node(&record.path)?;
-        check_acl(&self.options, &node.acl, PERM_WRITE, auth)?;
-        let version = check_version(node.stat.version, record.version)?;
-        let (zxid, time_ms) = (context.zxid, context.time_ms);
-        let extended = self.options.extended_types_enabled;
-        let data = record.data.as_deref().map(Box::from);
-        let new_len = data_len(&data);
-        let (old_data, stat) = self.change_node(context, &record.path, |node| {
-            let old_data = std::mem::replace(&mut node.data, data);
+        check_acl(&self.options, node.acl(), PERM_WRITE, auth)?;
+        let version = check_version(node.stat().version, record.version)?;
+        // The data lives in the node's allocation: new data is a new node, the old one is what a
+        // multi's rollback puts back.
+        let mut changed = node.with_data(record.data.as_deref());
+        changed.change(|node| {
             node.stat.version = version;
-            node.stat.mzxid = zxid;
-            node.stat.mtime = time_ms;
-            (old_data, node.client_stat(extended))
+            node.stat.mzxid = context.zxid;
+            node.stat.mtime = context.time_ms;
         });
-        self.data_size = self.data_size - data_len(&old_data) + new_len;
-        context.record(|| Undo::Data(Box::from(record.path.as_str()), old_data));
+        let stat = changed.client_stat(self.options.extended_types_enabled);
+        let old = self.replace_node(&record.path, changed);
+        context.record(|| Undo::Replaced(Box::from(record.path.as_str()), old));
         context
             .events
             .push(TreeEvent::DataChanged(record.path.clone()));
@@ -468,16 +458,16 @@ impl StateMachine {
         validate_path(&record.path)?;
         let acl = fixup_acl(&record.acl, auth)?;
         let node = self.node(&record.path)?;
-        check_acl(&self.options, &node.acl, PERM_ADMIN, auth)?;
-        let aversion = check_version(node.stat.aversion, record.version)?;
+        check_acl(&self.options, node.acl(), PERM_ADMIN, auth)?;
+        let aversion = check_version(node.stat().aversion, record.version)?;
+        let stat = Stat {
+            aversion,
+            ..node.client_stat(self.options.extended_types_enabled)
+        };
         let acl = self.acl_cache.intern(acl);
-        let extended = self.options.extended_types_enabled;
-        let (old_acl, stat) = self.change_node(context, &record.path, |node| {
+        let old_acl = self.change_node(context, &record.path, |node| {
             node.stat.aversion = aversion;
-            (
-                std::mem::replace(&mut node.acl, acl),
-                node.client_stat(extended),
-            )
+            std::mem::replace(&mut node.acl, acl)
         });
         context.record(|| Undo::Acl(Box::from(record.path.as_str()), old_acl));
         Ok(WriteOk::AclSet(stat))
@@ -493,41 +483,39 @@ impl StateMachine {
         self.require_session(context)?;
         validate_path(&record.path)?;
         let node = self.node(&record.path)?;
-        check_acl(&self.options, &node.acl, PERM_READ, auth)?;
-        check_version(node.stat.version, record.version)?;
+        check_acl(&self.options, node.acl(), PERM_READ, auth)?;
+        check_version(node.stat().version, record.version)?;
         Ok(WriteOk::Checked(
             node.client_stat(self.options.extended_types_enabled),
         ))
     }
 
-    /// Change the node at `path` through `change`, in one lookup (the node is made unshared
-    /// first, see [`StateMachine::node_mut`]); its Stat as it was is recorded for a multi's
-    /// rollback. What `change` returns is returned.
+    /// Change the header of the node at `path` through `change`, in one lookup (see
+    /// [`Node::change`]); its Stat as it was is recorded for a multi's rollback. What `change`
+    /// returns is returned.
     fn change_node<T>(
         &mut self,
         context: &mut Context,
         path: &str,
-        change: impl FnOnce(&mut Node) -> T,
+        change: impl FnOnce(&mut NodeHeader) -> T,
     ) -> T {
-        let node = self.node_mut(path);
-        let before = node.stat;
-        let result = change(node);
+        let (before, result) = self.node_mut(path).change(|node| (node.stat, change(node)));
         context.record(|| Undo::Stat(Box::from(path), before));
         result
     }
 
-    fn replace_data(&mut self, path: &str, data: Option<Box<[u8]>>) {
-        let after = data_len(&data);
-        let node = self.node_mut(path);
-        let before = data_len(&node.data);
-        node.data = data;
-        self.data_size = self.data_size - before + after;
+    /// Put `node` at `path` in place of the node there, which is returned.
+    fn replace_node(&mut self, path: &str, node: Node) -> Node {
+        let after = node.data_len() as u64;
+        let before = std::mem::replace(self.node_mut(path), node);
+        self.data_size = self.data_size - before.data_len() as u64 + after;
+        before
     }
 
     /// Insert a node under its (existing) parent and into the kind indexes.
-    pub(crate) fn link(&mut self, path: Box<str>, node: Arc<Node>) {
+    pub(crate) fn link(&mut self, path: Box<str>, node: Node) {
         let (parent_path, _) = split_parent(&path).expect("linked path has no slash");
-        count_child(self.node_mut(parent_path));
+        self.node_mut(parent_path).change(NodeHeader::count_child);
         assert!(
             self.link_new(&path, node).is_ok(),
             "node {path} linked twice"
@@ -536,9 +524,9 @@ impl StateMachine {
 
     /// Link a node at a path that must be free, its parent counting it already: `NodeExists`
     /// (and the tree as it was) if the path is taken.
-    fn link_new(&mut self, path: &str, node: Arc<Node>) -> Result<(), ErrorCode> {
+    fn link_new(&mut self, path: &str, node: Node) -> Result<(), ErrorCode> {
         let size = crate::tree::node_size(path, &node);
-        let kind = Arc::clone(&node);
+        let kind = node.clone();
         if let Some(there) = self.nodes.insert(Box::from(path), node) {
             self.nodes.insert(Box::from(path), there);
             return Err(ErrorCode::NodeExists);
@@ -551,7 +539,7 @@ impl StateMachine {
     /// Add a node to the index of its kind (its session's ephemerals, containers, TTLs).
     pub(crate) fn index_kind(&mut self, path: &str, node: &Node) {
         match node_kind(
-            node.stat.ephemeral_owner,
+            node.stat().ephemeral_owner,
             self.options.extended_types_enabled,
         ) {
             NodeKind::Ephemeral(owner) => {
@@ -571,22 +559,23 @@ impl StateMachine {
     }
 
     /// Remove a childless node from its parent and the kind indexes.
-    pub(crate) fn unlink(&mut self, path: &str) -> Arc<Node> {
+    pub(crate) fn unlink(&mut self, path: &str) -> Node {
         let node = self.remove_counted(path);
         let (parent_path, _) = split_parent(path).expect("unlinked path has no slash");
-        uncount_child(self.node_mut(parent_path));
+        self.node_mut(parent_path).change(NodeHeader::uncount_child);
         node
     }
 
     /// [`StateMachine::unlink`] but for the parent's count, which the caller lowers.
-    fn remove_counted(&mut self, path: &str) -> Arc<Node> {
+    fn remove_counted(&mut self, path: &str) -> Node {
         let node = self.nodes.remove(path).expect("unlinked node is missing");
         assert_eq!(
-            node.child_count, 0,
+            node.child_count(),
+            0,
             "unlinked node {path} still has children"
         );
         match node_kind(
-            node.stat.ephemeral_owner,
+            node.stat().ephemeral_owner,
             self.options.extended_types_enabled,
         ) {
             NodeKind::Ephemeral(owner) => {
@@ -606,27 +595,6 @@ impl StateMachine {
         self.data_size -= crate::tree::node_size(path, &node);
         node
     }
-}
-
-/// Bytes of data (null counts none).
-fn data_len(data: &Option<Box<[u8]>>) -> u64 {
-    data.as_ref().map_or(0, |data| data.len()) as u64
-}
-
-/// One more child under `parent`.
-fn count_child(parent: &mut Node) {
-    parent.child_count = parent
-        .child_count
-        .checked_add(1)
-        .expect("more than u32::MAX children");
-}
-
-/// One child fewer under `parent`.
-fn uncount_child(parent: &mut Node) {
-    parent.child_count = parent
-        .child_count
-        .checked_sub(1)
-        .expect("unlinked node's parent counted no children");
 }
 
 /// Results of a successful multi. 3.8 decodes create2 inside multi as create, so both answer
@@ -699,7 +667,9 @@ mod tests {
     #[test]
     fn sequence_suffix_wraps_as_signed_int() {
         let mut state = started();
-        state.node_mut("/s").stat.cversion = i32::MAX;
+        state
+            .node_mut("/s")
+            .change(|node| node.stat.cversion = i32::MAX);
         let first = apply(&mut state, create("/s/n", 2));
         assert_eq!(
             first,
@@ -721,7 +691,7 @@ mod tests {
     #[test]
     fn data_version_wraps_through_minus_one() {
         let mut state = started();
-        state.node_mut("/s").stat.version = -2;
+        state.node_mut("/s").change(|node| node.stat.version = -2);
         let set = |state: &mut StateMachine, version| {
             let request = Request::SetData(SetDataRequest {
                 path: "/s".into(),
@@ -735,7 +705,9 @@ mod tests {
         };
         assert_eq!(set(&mut state, -2), -1);
         assert_eq!(set(&mut state, -1), 0);
-        state.node_mut("/s").stat.version = i32::MAX;
+        state
+            .node_mut("/s")
+            .change(|node| node.stat.version = i32::MAX);
         assert_eq!(set(&mut state, i32::MAX), i32::MIN);
     }
 }

@@ -168,11 +168,12 @@ impl Node {
         let header = NodeHeader {
             acl,
             stat,
-            children_and_null: if data.is_none() { NULL_DATA } else { 0 },
+            children_and_null: 0,
         };
         Node::from_parts(header, data)
     }
 
+    /// A node of `header` (its null flag set from `data`) and `data`.
     fn from_parts(mut header: NodeHeader, data: Option<&[u8]>) -> Node {
         header.children_and_null = match data {
             Some(_) => header.children_and_null & !NULL_DATA,

@@ -224,7 +224,7 @@ impl Node {
     /// holder, such as a snapshot copy of the tree, shares it). What `change` returns is returned.
     pub fn change<T>(&mut self, change: impl FnOnce(&mut NodeHeader) -> T) -> T {
         if ThinArc::strong_count(&self.0) != 1 {
-            *self = Node::from_parts(self.header().clone(), self.data());
+            *self = self.with_data(self.data());
         }
         self.0.with_arc_mut(|arc| {
             let node = triomphe::Arc::get_mut(arc).expect("a node just made unshared is shared");

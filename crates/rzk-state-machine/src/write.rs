@@ -526,22 +526,20 @@ impl StateMachine {
     /// (and the tree as it was) if the path is taken.
     fn link_new(&mut self, path: &str, node: Node) -> Result<(), ErrorCode> {
         let size = crate::tree::node_size(path, &node);
-        let kind = node.clone();
+        let owner = node.stat().ephemeral_owner;
         if let Some(there) = self.nodes.insert(Box::from(path), node) {
             self.nodes.insert(Box::from(path), there);
             return Err(ErrorCode::NodeExists);
         }
-        self.index_kind(path, &kind);
+        self.index_kind(path, owner);
         self.data_size += size;
         Ok(())
     }
 
-    /// Add a node to the index of its kind (its session's ephemerals, containers, TTLs).
-    pub(crate) fn index_kind(&mut self, path: &str, node: &Node) {
-        match node_kind(
-            node.stat().ephemeral_owner,
-            self.options.extended_types_enabled,
-        ) {
+    /// Add a node to the index of its kind (its session's ephemerals, containers, TTLs), which its
+    /// `ephemeralOwner` says.
+    pub(crate) fn index_kind(&mut self, path: &str, ephemeral_owner: i64) {
+        match node_kind(ephemeral_owner, self.options.extended_types_enabled) {
             NodeKind::Ephemeral(owner) => {
                 let session = self
                     .sessions

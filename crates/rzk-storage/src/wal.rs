@@ -12,7 +12,8 @@
 //! 2. note the newest append sequence number and the active segment, release the lock;
 //! 3. `fdatasync` the active segment; appends continue meanwhile and queue up;
 //! 4. retake the lock and take every callback whose append the sync covered; release the lock
-//!    and run them; go to 1. Everything appended during step 3 is covered by the next sync.
+//!    and run them; go to 1. Everything appended during step 3 is covered by the next sync, which
+//!    starts only after these callbacks ran, so callbacks run in append order.
 //!
 //! [`Wal::append_and_sync_here`] made while no sync runs does steps 2-4 itself, on the appending
 //! thread; appends made meanwhile wait for the flusher as above. At most one
@@ -43,9 +44,14 @@ use crate::format::{
 use crate::recovery::{recover, Location};
 use crate::{DurableCallback, Record, RecoveryReport, StorageError, WalOptions, VERSION_DIR};
 
-/// Recent payloads kept in memory so that replication reads of just-appended records (the common
-/// case: sending them to followers) do not touch the file.
-const CACHE_BYTES_MAX: u64 = 8 << 20;
+/// Recent payloads kept in memory so that reads of just-appended records (the common case: the
+/// state machine applying them, the leader sending them to followers) do not touch the file.
+/// 2 MiB is over ten thousand small writes, far more than apply or a healthy follower lags; a
+/// miss costs a `pread` from the page cache. (At 8 MiB the cache held about 10 MiB of memory
+/// with small writes: the payloads' allocations and their slots.)
+const CACHE_BYTES_MAX: u64 = 2 << 20;
+/// Most bytes one `pread` of consecutive records reads.
+const READ_RUN_BYTES_MAX: u64 = 8 << 20;
 /// Name of the file holding the purge watermark, next to the segments.
 const PURGED_FILE: &str = "wal.purged";
 
@@ -824,7 +830,7 @@ impl Inner {
         let mut count = 1u64;
         while start + count < end
             && self.cache.get(start + count).is_none()
-            && run_bytes < CACHE_BYTES_MAX
+            && run_bytes < READ_RUN_BYTES_MAX
         {
             let next = self.locations[position + count as usize];
             if next.segment != first.segment || next.offset != first.offset + run_bytes {
@@ -1136,7 +1142,7 @@ fn flusher_main(shared: &Shared) {
 
 /// One group sync: sync the active segment up to the newest append, then run the callbacks it
 /// covered (or fail them all). Called with the lock held and no sync running; the lock is
-/// released during the sync and before the callbacks run. `on_flusher`: called by the flusher
+/// released during the sync and while the callbacks run, and the sync ends after them. `on_flusher`: called by the flusher
 /// itself, which need not be woken for what is left.
 fn sync_pending<'a>(shared: &'a Shared, mut inner: MutexGuard<'a, Inner>, on_flusher: bool) {
     assert!(!inner.syncing, "one group sync at a time");
@@ -1165,7 +1171,6 @@ fn sync_pending<'a>(shared: &'a Shared, mut inner: MutexGuard<'a, Inner>, on_flu
         _ => Ok(()),
     };
     inner = shared.lock();
-    inner.syncing = false;
     let callbacks: Vec<(DurableCallback, Result<(), StorageError>)> = match result {
         Ok(()) => inner
             .complete_sync(&target)
@@ -1185,6 +1190,13 @@ fn sync_pending<'a>(shared: &'a Shared, mut inner: MutexGuard<'a, Inner>, on_flu
                 .collect()
         }
     };
+    // The sync counts as running until its callbacks have run: the next sync's callbacks, which
+    // are for later appends, must not overtake them (two syncs' callbacks ran interleaved when
+    // `syncing` was cleared first).
+    drop(inner);
+    run_callbacks(callbacks);
+    inner = shared.lock();
+    inner.syncing = false;
     // Appends made during the sync, or a shutdown, wait for the flusher (which waits while any
     // sync runs).
     let flusher_has_work = !on_flusher && (!inner.pending.is_empty() || inner.shutdown);
@@ -1192,5 +1204,4 @@ fn sync_pending<'a>(shared: &'a Shared, mut inner: MutexGuard<'a, Inner>, on_flu
     if flusher_has_work {
         shared.wake_flusher.notify_one();
     }
-    run_callbacks(callbacks);
 }

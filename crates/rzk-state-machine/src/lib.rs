@@ -15,8 +15,8 @@
 //!   watches of the sessions connected to it and drops them when a connection goes away.
 //!
 //! # The tree is persistent
-//! The nodes live in one `imbl::OrdMap` keyed by full path (a B+tree with structural sharing),
-//! each node one reference-counted allocation holding its Stat, ACL pointer and data (a
+//! The nodes live in one `imbl::OrdMap` keyed by full path (a B+tree with structural sharing;
+//! the key is a `PathKey`, an 8-byte pointer to the path with its length in front), each node one reference-counted allocation holding its Stat, ACL pointer and data (a
 //! `triomphe::ThinArc`: an 8-byte pointer, no weak count; one allocation instead of a node and
 //! its data saves about 32 bytes per znode with 100-byte values).
 //! [`StateMachine::snapshot_copy`] clones that map in O(1) while the
@@ -48,6 +48,7 @@ mod digest;
 mod entry;
 mod jute;
 mod path;
+mod path_key;
 mod read;
 mod snapshot;
 mod tree;
@@ -401,16 +402,19 @@ impl StateMachine {
                 NodeKind::Ephemeral(owner) => {
                     ephemerals += 1;
                     assert!(
-                        self.sessions[&owner].ephemerals.contains(path),
+                        self.sessions[&owner].ephemerals.contains(path.as_str()),
                         "{path} missing from ephemerals"
                     );
                     assert_eq!(node.child_count(), 0, "ephemeral {path} has children");
                 }
                 NodeKind::Container => assert!(
-                    self.containers.contains(path),
+                    self.containers.contains(path.as_str()),
                     "{path} missing from containers"
                 ),
-                NodeKind::Ttl(_) => assert!(self.ttls.contains(path), "{path} missing from TTLs"),
+                NodeKind::Ttl(_) => assert!(
+                    self.ttls.contains(path.as_str()),
+                    "{path} missing from TTLs"
+                ),
                 NodeKind::Persistent => {}
             }
         }
@@ -433,7 +437,7 @@ impl StateMachine {
             .containers
             .iter()
             .chain(&self.ttls)
-            .all(|path| self.nodes.contains_key(path)));
+            .all(|path| self.nodes.contains_key(&**path)));
         assert_eq!(data_size, self.data_size, "approximate data size drifted");
         self.watches.check_invariants();
     }

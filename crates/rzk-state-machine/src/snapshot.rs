@@ -57,7 +57,8 @@ use std::io;
 use crate::jute::{Reader, Writer};
 use crate::path::{split_parent, validate_name};
 use crate::tree::{
-    node_kind, AclCache, AclList, Node, NodeHeader, NodeKind, Nodes, StoredStat, MAX_CHILDREN,
+    node_kind, AclCache, AclList, Node, NodeHeader, NodeKind, Nodes, PathKey, StoredStat,
+    MAX_CHILDREN,
 };
 use crate::{Options, Session, SessionId, SnapshotError, StateMachine};
 
@@ -635,7 +636,7 @@ impl NodeDecoder {
             cversion,
             aversion,
         };
-        Ok((Box::from(path), Node::new(acl, stat, data)))
+        Ok((PathKey::new(path), Node::new(acl, stat, data)))
     }
 }
 
@@ -665,7 +666,7 @@ fn fill_map(nodes: Vec<PathNode>) -> Nodes {
 }
 
 /// A node read from a snapshot, with its path.
-type PathNode = (Box<str>, Node);
+type PathNode = (PathKey, Node);
 
 /// Every node of the stream, in path order, with its children counted and its kind indexed.
 /// A parent comes before its children (its path is a prefix of theirs), so it is found in the
@@ -741,7 +742,7 @@ fn read_fixed_node(reader: &mut Reader<'_>, lists: &[AclList]) -> Result<PathNod
         cversion: reader.i32()?,
         aversion: reader.i32()?,
     };
-    Ok((Box::from(path), Node::new(acl.clone(), stat, data)))
+    Ok((PathKey::new(path), Node::new(acl.clone(), stat, data)))
 }
 
 #[cfg(test)]
@@ -780,7 +781,7 @@ mod tests {
                 .map(|index| {
                     let data = index.to_be_bytes();
                     let node = Node::new(acl.clone(), StoredStat::default(), Some(&data));
-                    (Box::from(format!("/n{index:06}")), node)
+                    (PathKey::new(&format!("/n{index:06}")), node)
                 })
                 .collect();
             let expected: Vec<PathNode> = nodes.clone();

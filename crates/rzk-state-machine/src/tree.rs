@@ -12,6 +12,8 @@ use std::ops::Bound;
 
 use triomphe::ThinArc;
 
+pub(crate) use crate::path_key::PathKey;
+
 use rzk_proto::{codes::perms, Acl, Id, Stat};
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
@@ -41,10 +43,10 @@ pub(crate) struct StoredStat {
     pub aversion: i32,
 }
 
-/// Every znode by full path, in path order. A [`Node`] is one reference-counted allocation, so
-/// copying a B+tree leaf (when a write meets a leaf a snapshot copy still shares) copies
-/// pointers, not nodes.
-pub(crate) type Nodes = imbl::OrdMap<Box<str>, Node>;
+/// Every znode by full path, in path order. A [`Node`] is one reference-counted allocation and a
+/// [`PathKey`] one thin pointer, so a B+tree leaf slot is 16 bytes and copying a leaf (when a
+/// write meets a leaf a snapshot copy still shares) copies pointers and paths, not nodes.
+pub(crate) type Nodes = imbl::OrdMap<PathKey, Node>;
 
 /// A shared ACL list: a thin pointer (8 bytes) to one allocation holding the list. Equal lists
 /// are one list (see [`AclCache`]); equality and hashing are by content.
@@ -380,10 +382,10 @@ pub(crate) fn initial_nodes(cache: &mut AclCache) -> Nodes {
         node
     };
     let mut nodes = Nodes::new();
-    nodes.insert(Box::from("/"), node(&open, 1, 0));
-    nodes.insert(Box::from("/zookeeper"), node(&open, 2, 0));
-    nodes.insert(Box::from("/zookeeper/quota"), node(&open, 0, 0));
-    nodes.insert(Box::from("/zookeeper/config"), node(&read, 0, -1));
+    nodes.insert(PathKey::new("/"), node(&open, 1, 0));
+    nodes.insert(PathKey::new("/zookeeper"), node(&open, 2, 0));
+    nodes.insert(PathKey::new("/zookeeper/quota"), node(&open, 0, 0));
+    nodes.insert(PathKey::new("/zookeeper/config"), node(&read, 0, -1));
     nodes
 }
 

@@ -14,8 +14,8 @@ use crate::acl::{
 };
 use crate::path::{is_special_path, split_parent, validate_path};
 use crate::tree::{
-    node_kind, AclList, Node, NodeHeader, NodeKind, StoredStat, CONTAINER_OWNER, EXTENDED_MASK,
-    TTL_MAX_MS,
+    node_kind, AclList, Node, NodeHeader, NodeKind, PathKey, StoredStat, CONTAINER_OWNER,
+    EXTENDED_MASK, TTL_MAX_MS,
 };
 use crate::{Session, SessionId, StateMachine, TreeEvent};
 
@@ -527,8 +527,8 @@ impl StateMachine {
     fn link_new(&mut self, path: &str, node: Node) -> Result<(), ErrorCode> {
         let size = crate::tree::node_size(path, &node);
         let owner = node.stat().ephemeral_owner;
-        if let Some(there) = self.nodes.insert(Box::from(path), node) {
-            self.nodes.insert(Box::from(path), there);
+        if let Some(there) = self.nodes.insert(PathKey::new(path), node) {
+            self.nodes.insert(PathKey::new(path), there);
             return Err(ErrorCode::NodeExists);
         }
         self.index_kind(path, owner);

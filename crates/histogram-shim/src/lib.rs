@@ -100,7 +100,7 @@ impl<T> Histogram<T> {
         let rank = ((p * self.total as f64).ceil() as u64).clamp(1, self.total);
         let mut seen = 0u64;
         for (bucket, count) in self.counts.iter().enumerate() {
-            seen += count;
+            seen = seen.saturating_add(*count);
             if seen >= rank {
                 return bucket_floor(bucket);
             }
@@ -333,6 +333,11 @@ mod tests {
         histogram.record_n(7, 3);
         assert_eq!(histogram.total(), u64::MAX);
         assert_eq!(histogram.percentile(0.5), 7);
+        // Two buckets whose sum does not fit a u64: the walk to the top rank must not overflow.
+        let mut two = Histogram::<()>::new();
+        two.record_n(7, u64::MAX - 5);
+        two.record_n(1000, u64::MAX);
+        assert_eq!(two.percentile(1.0), bucket_floor(bucket_of(1000)));
     }
 
     #[test]

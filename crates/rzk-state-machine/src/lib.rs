@@ -16,7 +16,8 @@
 //!
 //! # The tree is persistent
 //! The nodes live in one `imbl::OrdMap` keyed by full path (a B+tree with structural sharing;
-//! the key is a `PathKey`, an 8-byte pointer to the path with its length in front), each node one reference-counted allocation holding its Stat, ACL pointer and data (a
+//! the key is a `PathKey`, an 8-byte pointer to the path with its length in front), each node
+//! one reference-counted allocation holding its Stat, ACL pointer and data (a
 //! `triomphe::ThinArc`: an 8-byte pointer, no weak count; one allocation instead of a node and
 //! its data saves about 32 bytes per znode with 100-byte values).
 //! [`StateMachine::snapshot_copy`] clones that map in O(1) while the

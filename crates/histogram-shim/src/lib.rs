@@ -148,22 +148,13 @@ impl<T> Clone for Histogram<T> {
 
 impl<T> PartialEq for Histogram<T> {
     fn eq(&self, other: &Self) -> bool {
-        // An untouched histogram and a cleared one are equal: compare what was counted.
-        self.nonzero_counts().eq(other.nonzero_counts())
+        // `counts` is empty exactly when nothing was counted (new or cleared), so equal counts
+        // are equal histograms.
+        self.counts == other.counts
     }
 }
 
 impl<T> Eq for Histogram<T> {}
-
-impl<T> Histogram<T> {
-    fn nonzero_counts(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.counts
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, count)| *count > 0)
-    }
-}
 
 impl<T> fmt::Debug for Histogram<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

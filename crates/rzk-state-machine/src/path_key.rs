@@ -147,12 +147,6 @@ impl Borrow<str> for PathKey {
     }
 }
 
-impl From<&str> for PathKey {
-    fn from(path: &str) -> PathKey {
-        PathKey::new(path)
-    }
-}
-
 impl PartialEq for PathKey {
     #[inline]
     fn eq(&self, other: &PathKey) -> bool {

@@ -12,8 +12,8 @@
 //! 2. note the newest append sequence number and the active segment, release the lock;
 //! 3. `fdatasync` the active segment; appends continue meanwhile and queue up;
 //! 4. retake the lock and take every callback whose append the sync covered; release the lock
-//!    and run them; go to 1. Everything appended during step 3 is covered by the next sync, which
-//!    starts only after these callbacks ran, so callbacks run in append order.
+//!    and run them, after any earlier sync's that still run (callbacks run in append order, one
+//!    thread at a time); go to 1. Everything appended during step 3 is covered by the next sync.
 //!
 //! [`Wal::append_and_sync_here`] made while no sync runs does steps 2-4 itself, on the appending
 //! thread; appends made meanwhile wait for the flusher as above. At most one
@@ -203,11 +203,17 @@ struct Inner {
     shutdown: bool,
     /// A group sync runs (on the flusher or an appending thread); nobody else starts one.
     syncing: bool,
+    /// Durability callbacks to run, in append order (see [`deliver_in_order`]).
+    callbacks: VecDeque<(DurableCallback, Result<(), StorageError>)>,
+    /// The thread running callbacks from [`Inner::callbacks`], if any.
+    callback_runner: Option<std::thread::ThreadId>,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
     wake_flusher: Condvar,
+    /// Notified when a thread stops running callbacks.
+    callbacks_ran: Condvar,
     faults: FaultInjector,
     appends: AtomicU64,
     records: AtomicU64,
@@ -289,10 +295,13 @@ impl Wal {
             unusable: None,
             shutdown: false,
             syncing: false,
+            callbacks: VecDeque::new(),
+            callback_runner: None,
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
             wake_flusher: Condvar::new(),
+            callbacks_ran: Condvar::new(),
             faults: FaultInjector::default(),
             appends: AtomicU64::new(0),
             records: AtomicU64::new(0),
@@ -374,13 +383,12 @@ impl Wal {
                 error,
                 failed_pending,
             }) => {
-                drop(inner);
                 let mut callbacks: Vec<_> = failed_pending
                     .into_iter()
                     .map(|pending| (pending.done, Err(copy_error(&error))))
                     .collect();
                 callbacks.push((done, Err(copy_error(&error))));
-                run_callbacks(callbacks);
+                deliver_in_order(&self.shared, inner, callbacks);
                 Err(error)
             }
         }
@@ -1142,8 +1150,8 @@ fn flusher_main(shared: &Shared) {
 
 /// One group sync: sync the active segment up to the newest append, then run the callbacks it
 /// covered (or fail them all). Called with the lock held and no sync running; the lock is
-/// released during the sync and while the callbacks run, and the sync ends after them. `on_flusher`: called by the flusher
-/// itself, which need not be woken for what is left.
+/// released during the sync and while the callbacks run ([`deliver_in_order`]).
+/// `on_flusher`: called by the flusher itself, which need not be woken for what is left.
 fn sync_pending<'a>(shared: &'a Shared, mut inner: MutexGuard<'a, Inner>, on_flusher: bool) {
     assert!(!inner.syncing, "one group sync at a time");
     inner.syncing = true;
@@ -1190,18 +1198,50 @@ fn sync_pending<'a>(shared: &'a Shared, mut inner: MutexGuard<'a, Inner>, on_flu
                 .collect()
         }
     };
-    // The sync counts as running until its callbacks have run: the next sync's callbacks, which
-    // are for later appends, must not overtake them (two syncs' callbacks ran interleaved when
-    // `syncing` was cleared first).
-    drop(inner);
-    run_callbacks(callbacks);
-    inner = shared.lock();
     inner.syncing = false;
     // Appends made during the sync, or a shutdown, wait for the flusher (which waits while any
     // sync runs).
-    let flusher_has_work = !on_flusher && (!inner.pending.is_empty() || inner.shutdown);
-    drop(inner);
-    if flusher_has_work {
+    if !on_flusher && (!inner.pending.is_empty() || inner.shutdown) {
         shared.wake_flusher.notify_one();
     }
+    deliver_in_order(shared, inner, callbacks);
+}
+
+/// Run `callbacks` after every callback queued before them (callbacks are queued under the lock,
+/// in the order their appends were made durable or failed), then return. The lock is released
+/// while callbacks run, so the next sync can go on meanwhile. One thread at a time runs them:
+/// - another thread is running earlier ones: wait for it (it may run these too);
+/// - this thread is, because a callback appended and its append completed at once: queue them
+///   and return; the loop up the stack runs them after the callbacks before them.
+///
+/// Two syncs' callbacks ran interleaved when each sync ran its own after releasing the lock.
+fn deliver_in_order<'a>(
+    shared: &'a Shared,
+    mut inner: MutexGuard<'a, Inner>,
+    callbacks: Vec<(DurableCallback, Result<(), StorageError>)>,
+) {
+    inner.callbacks.extend(callbacks);
+    let me = std::thread::current().id();
+    if inner.callback_runner == Some(me) {
+        return;
+    }
+    while inner.callback_runner.is_some() {
+        inner = shared
+            .callbacks_ran
+            .wait(inner)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+    inner.callback_runner = Some(me);
+    loop {
+        let batch: Vec<_> = inner.callbacks.drain(..).collect();
+        if batch.is_empty() {
+            break;
+        }
+        drop(inner);
+        run_callbacks(batch);
+        inner = shared.lock();
+    }
+    inner.callback_runner = None;
+    drop(inner);
+    shared.callbacks_ran.notify_all();
 }

@@ -207,6 +207,12 @@ struct Inner {
     callbacks: VecDeque<(DurableCallback, Result<(), StorageError>)>,
     /// The thread running callbacks from [`Inner::callbacks`], if any.
     callback_runner: Option<std::thread::ThreadId>,
+    /// The flusher waits on `wake_flusher`. A notify costs a system call even with no waiter
+    /// (std's condition variable does not count waiters), and most appends arrive while the
+    /// flusher syncs: they notify only when this is set.
+    flusher_waits: bool,
+    /// Threads waiting on `callbacks_ran`, for the same reason.
+    callback_waiters: usize,
 }
 
 struct Shared {
@@ -297,6 +303,8 @@ impl Wal {
             syncing: false,
             callbacks: VecDeque::new(),
             callback_runner: None,
+            flusher_waits: false,
+            callback_waiters: 0,
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -374,8 +382,11 @@ impl Wal {
                 if sync_here && !inner.syncing {
                     sync_pending(&self.shared, inner, false);
                 } else {
+                    let wake = inner.flusher_waits;
                     drop(inner);
-                    self.shared.wake_flusher.notify_one();
+                    if wake {
+                        self.shared.wake_flusher.notify_one();
+                    }
                 }
                 Ok(())
             }
@@ -1135,10 +1146,12 @@ fn flusher_main(shared: &Shared) {
     let mut inner = shared.lock();
     loop {
         while inner.syncing || (inner.pending.is_empty() && !inner.shutdown) {
+            inner.flusher_waits = true;
             inner = shared
                 .wake_flusher
                 .wait(inner)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            inner.flusher_waits = false;
         }
         if inner.pending.is_empty() {
             return;
@@ -1201,7 +1214,7 @@ fn sync_pending<'a>(shared: &'a Shared, mut inner: MutexGuard<'a, Inner>, on_flu
     inner.syncing = false;
     // Appends made during the sync, or a shutdown, wait for the flusher (which waits while any
     // sync runs).
-    if !on_flusher && (!inner.pending.is_empty() || inner.shutdown) {
+    if !on_flusher && inner.flusher_waits && (!inner.pending.is_empty() || inner.shutdown) {
         shared.wake_flusher.notify_one();
     }
     deliver_in_order(shared, inner, callbacks);
@@ -1226,10 +1239,12 @@ fn deliver_in_order<'a>(
         return;
     }
     while inner.callback_runner.is_some() {
+        inner.callback_waiters += 1;
         inner = shared
             .callbacks_ran
             .wait(inner)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.callback_waiters -= 1;
     }
     inner.callback_runner = Some(me);
     loop {
@@ -1242,6 +1257,9 @@ fn deliver_in_order<'a>(
         inner = shared.lock();
     }
     inner.callback_runner = None;
+    let wake = inner.callback_waiters > 0;
     drop(inner);
-    shared.callbacks_ran.notify_all();
+    if wake {
+        shared.callbacks_ran.notify_all();
+    }
 }

@@ -293,6 +293,13 @@ def run_bench(rzk_binary, cluster, op, sessions, inflight, duration, warmup, pla
     report = json.loads(result.stdout)
     latency = report["latency_us"] or {}
     servers = report["servers"]
+    # Mixed runs: reads' and writes' latencies apart (the writes' tail is the whole's p99).
+    by_kind = {}
+    for kind, part in (report.get("by_kind") or {}).items():
+        part_latency = part.get("latency_us") or {}
+        by_kind[kind] = {"ops": part.get("ops"), "p50_us": part_latency.get("p50"),
+                         "p90_us": part_latency.get("p90"), "p99_us": part_latency.get("p99"),
+                         "p999_us": part_latency.get("p999")}
     return {
         "server": cluster.kind, "op": op, "sessions": sessions, "inflight": inflight,
         "ops": report["ops"], "ops_per_second": report["ops_per_second"],
@@ -300,6 +307,7 @@ def run_bench(rzk_binary, cluster, op, sessions, inflight, duration, warmup, pla
         "p50_us": latency.get("p50"), "p90_us": latency.get("p90"), "p99_us": latency.get("p99"),
         "p999_us": latency.get("p999"), "max_us": latency.get("max"),
         "errors": report["errors"], "errors_by_kind": report["errors_by_kind"],
+        "by_kind": by_kind or None,
         "server_cpu_seconds": sum(s["cpu_seconds"] for s in servers),
         "server_rss_bytes": sum(s["rss_bytes"] for s in servers),
         "client_cpu_seconds": report["client_cpu_seconds"],
@@ -445,6 +453,21 @@ def report_markdown(meta, results, million_rows):
                     f"| {cpu(zk)} | {cpu(rz)} "
                     f"| {zk['server_rss_bytes'] / 2**20:.0f} | {rz['server_rss_bytes'] / 2**20:.0f} "
                     f"| {zk['errors']}/{rz['errors']} |")
+            if op == "mixed":
+                out.append("")
+                out.append("Mixed, reads and writes apart (the same median rounds): p50 / p99 ms, ZK then rzk.")
+                out.append("")
+                out.append("| sessions | in-flight | ZK reads | rzk reads | ZK writes | rzk writes |")
+                out.append("|---:|---:|---|---|---|---|")
+                for sessions, inflight in combos:
+                    zk = by_key.get((members, op, sessions, inflight, "zookeeper"))
+                    rz = by_key.get((members, op, sessions, inflight, "rzk"))
+                    if not zk or not rz:
+                        continue
+                    part = lambda r, kind: (r.get("by_kind") or {}).get(kind) or {}
+                    both = lambda r, kind: f"{fmt_ms(part(r, kind).get('p50_us'))} / {fmt_ms(part(r, kind).get('p99_us'))}"
+                    out.append(f"| {sessions} | {inflight} | {both(zk, 'read')} | {both(rz, 'read')} "
+                               f"| {both(zk, 'write')} | {both(rz, 'write')} |")
             repeated = [(sessions, inflight) for sessions, inflight in combos
                         if len(rounds.get((members, op, sessions, inflight, "rzk"), [])) > 1]
             if repeated:

@@ -101,6 +101,18 @@ fn bench_every_op_and_populate() {
         );
         assert!(report["ops"].as_u64().unwrap_or(0) > 0, "{op}: {report}");
         assert_eq!(report["errors"], 0, "{op}: {report}");
+        if op == "mixed" {
+            // Reads and writes apart, adding up to the whole (half of each by default).
+            let reads = report["by_kind"]["read"]["ops"].as_u64().unwrap_or(0);
+            let writes = report["by_kind"]["write"]["ops"].as_u64().unwrap_or(0);
+            assert!(reads > 0 && writes > 0, "{report}");
+            assert_eq!(Some(reads + writes), report["ops"].as_u64(), "{report}");
+            assert!(report["by_kind"]["write"]["latency_us"]["p99"]
+                .as_u64()
+                .is_some());
+        } else {
+            assert!(report["by_kind"].is_null(), "{op}: {report}");
+        }
     }
     let report = bench(&server, &["--populate", "2500", "--inflight", "2"]);
     assert_eq!(report["mode"], "populate");

@@ -152,6 +152,7 @@ async fn request_slot(context: SlotContext) -> SlotResult {
                 &plan.data,
             )
         };
+        let write = request.is_write();
         let sent = Instant::now();
         let reply = {
             let reply = context.client.request(request);
@@ -175,7 +176,7 @@ async fn request_slot(context: SlotContext) -> SlotResult {
         let lost = match reply {
             Ok(Ok(_)) => {
                 if context.window.counts(done) {
-                    context.stats.record_latency(done - sent);
+                    context.stats.record_latency_of(done - sent, write);
                 }
                 false
             }

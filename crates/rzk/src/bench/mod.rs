@@ -485,7 +485,7 @@ async fn measure(
     });
     let stats: Vec<Arc<ClientStats>> = clients
         .iter()
-        .map(|_| Arc::new(ClientStats::new()))
+        .map(|_| Arc::new(ClientStats::new(plan.op == Op::Mixed)))
         .collect();
     let mut slots = JoinSet::new();
     let mut dispatchers = JoinSet::new();
@@ -519,7 +519,7 @@ async fn measure(
         results.push(joined.map_err(|error| format!("a request slot failed: {error}"))?);
     }
     dispatchers.abort_all();
-    let mut measured = Measured::new();
+    let mut measured = Measured::new(plan.op == Op::Mixed);
     for client_stats in &stats {
         measured.merge(&client_stats.snapshot());
     }

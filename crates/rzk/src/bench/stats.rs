@@ -25,23 +25,50 @@ pub struct ClientStats {
 
 #[derive(Clone)]
 pub struct Measured {
+    /// Every request's latency.
     pub latency_us: Histogram<u64>,
+    /// `--op mixed` only: the same latencies, reads and writes apart. Writes are the few slow
+    /// ones of a mixed load, so the whole's p99 is about the writes' p90 and hides their tail.
+    pub by_kind: Option<ByKind>,
     pub errors: BTreeMap<String, u64>,
 }
 
+/// Latencies of reads and of writes, kept apart.
+#[derive(Clone)]
+pub struct ByKind {
+    pub reads_us: Histogram<u64>,
+    pub writes_us: Histogram<u64>,
+}
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
+        .expect("constant histogram bounds are valid")
+}
+
+fn merge_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    into.add(from)
+        .expect("histograms with the same bounds merge");
+}
+
 impl Measured {
-    pub fn new() -> Measured {
+    /// `by_kind`: also keep reads' and writes' latencies apart.
+    pub fn new(by_kind: bool) -> Measured {
         Measured {
-            latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_DIGITS)
-                .expect("constant histogram bounds are valid"),
+            latency_us: latency_histogram(),
+            by_kind: by_kind.then(|| ByKind {
+                reads_us: latency_histogram(),
+                writes_us: latency_histogram(),
+            }),
             errors: BTreeMap::new(),
         }
     }
 
     pub fn merge(&mut self, other: &Measured) {
-        self.latency_us
-            .add(&other.latency_us)
-            .expect("histograms with the same bounds merge");
+        merge_histogram(&mut self.latency_us, &other.latency_us);
+        if let (Some(mine), Some(theirs)) = (&mut self.by_kind, &other.by_kind) {
+            merge_histogram(&mut mine.reads_us, &theirs.reads_us);
+            merge_histogram(&mut mine.writes_us, &theirs.writes_us);
+        }
         for (kind, count) in &other.errors {
             *self.errors.entry(kind.clone()).or_insert(0) += count;
         }
@@ -53,9 +80,10 @@ impl Measured {
 }
 
 impl ClientStats {
-    pub fn new() -> ClientStats {
+    /// `by_kind`: as [`Measured::new`].
+    pub fn new(by_kind: bool) -> ClientStats {
         ClientStats {
-            inner: Mutex::new(Measured::new()),
+            inner: Mutex::new(Measured::new(by_kind)),
         }
     }
 
@@ -66,10 +94,24 @@ impl ClientStats {
     }
 
     pub fn record_latency(&self, latency: Duration) {
+        self.record_latency_of(latency, false);
+    }
+
+    /// Record a request's latency, and also as a read's or a write's when kinds are kept apart.
+    pub fn record_latency_of(&self, latency: Duration, write: bool) {
         let micros = u64::try_from(latency.as_micros())
             .unwrap_or(LATENCY_US_MAX)
             .clamp(1, LATENCY_US_MAX);
-        self.lock().latency_us.saturating_record(micros);
+        let mut measured = self.lock();
+        measured.latency_us.saturating_record(micros);
+        if let Some(by_kind) = &mut measured.by_kind {
+            let histogram = if write {
+                &mut by_kind.writes_us
+            } else {
+                &mut by_kind.reads_us
+            };
+            histogram.saturating_record(micros);
+        }
     }
 
     pub fn record_error(&self, kind: String) {
@@ -187,25 +229,14 @@ impl LoadReport {
         }
     }
 
-    fn percentile_us(&self, quantile: f64) -> Option<u64> {
-        let histogram = &self.measured.latency_us;
-        (!histogram.is_empty()).then(|| histogram.value_at_quantile(quantile))
-    }
-
     pub fn to_json(&self) -> Value {
-        let histogram = &self.measured.latency_us;
-        let latency = if histogram.is_empty() {
-            Value::Null
-        } else {
+        let latency = latency_json(&self.measured.latency_us);
+        let by_kind = self.measured.by_kind.as_ref().map_or(Value::Null, |by_kind| {
             json!({
-                "p50": histogram.value_at_quantile(0.50),
-                "p90": histogram.value_at_quantile(0.90),
-                "p99": histogram.value_at_quantile(0.99),
-                "p999": histogram.value_at_quantile(0.999),
-                "max": histogram.max(),
-                "mean": histogram.mean(),
+                "read": {"ops": by_kind.reads_us.len(), "latency_us": latency_json(&by_kind.reads_us)},
+                "write": {"ops": by_kind.writes_us.len(), "latency_us": latency_json(&by_kind.writes_us)},
             })
-        };
+        });
         let window = self.window.as_secs_f64();
         let servers: Vec<Value> = self
             .servers
@@ -227,6 +258,7 @@ impl LoadReport {
             "ops": self.ops(),
             "ops_per_second": self.throughput(),
             "latency_us": latency,
+            "by_kind": by_kind,
             "errors": self.measured.error_count(),
             "errors_by_kind": self.measured.errors,
             "servers": servers,
@@ -268,30 +300,51 @@ impl LoadReport {
         );
         let _ = writeln!(
             out,
-            "{:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-            "ops", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors"
+            "{:<7}{:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "", "ops", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors"
         );
-        let cell = |quantile: f64| {
-            self.percentile_us(quantile)
-                .map_or_else(|| "-".to_owned(), |us| format!("{:.3}", us as f64 / 1000.0))
+        let seconds = self.window.as_secs_f64();
+        let row = |out: &mut String, label: &str, histogram: &Histogram<u64>, errors: String| {
+            let cell = |quantile: f64| {
+                if histogram.is_empty() {
+                    "-".to_owned()
+                } else {
+                    milliseconds(histogram.value_at_quantile(quantile))
+                }
+            };
+            let max = if histogram.is_empty() {
+                "-".to_owned()
+            } else {
+                milliseconds(histogram.max())
+            };
+            let rate = if seconds > 0.0 {
+                histogram.len() as f64 / seconds
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "{label:<7}{:>10} {:>12.1} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+                histogram.len(),
+                rate,
+                cell(0.50),
+                cell(0.90),
+                cell(0.99),
+                cell(0.999),
+                max,
+                errors
+            );
         };
-        let max = if self.measured.latency_us.is_empty() {
-            "-".to_owned()
-        } else {
-            format!("{:.3}", self.measured.latency_us.max() as f64 / 1000.0)
-        };
-        let _ = writeln!(
-            out,
-            "{:>10} {:>12.1} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
-            self.ops(),
-            self.throughput(),
-            cell(0.50),
-            cell(0.90),
-            cell(0.99),
-            cell(0.999),
-            max,
-            self.measured.error_count()
+        row(
+            &mut out,
+            "",
+            &self.measured.latency_us,
+            self.measured.error_count().to_string(),
         );
+        if let Some(by_kind) = &self.measured.by_kind {
+            row(&mut out, "reads", &by_kind.reads_us, String::new());
+            row(&mut out, "writes", &by_kind.writes_us, String::new());
+        }
         for (kind, count) in &self.measured.errors {
             let _ = writeln!(out, "  error {kind}: {count}");
         }
@@ -312,6 +365,25 @@ impl LoadReport {
         }
         out
     }
+}
+
+/// Percentiles of one histogram for the JSON report, `null` when it is empty.
+fn latency_json(histogram: &Histogram<u64>) -> Value {
+    if histogram.is_empty() {
+        return Value::Null;
+    }
+    json!({
+        "p50": histogram.value_at_quantile(0.50),
+        "p90": histogram.value_at_quantile(0.90),
+        "p99": histogram.value_at_quantile(0.99),
+        "p999": histogram.value_at_quantile(0.999),
+        "max": histogram.max(),
+        "mean": histogram.mean(),
+    })
+}
+
+fn milliseconds(micros: u64) -> String {
+    format!("{:.3}", micros as f64 / 1000.0)
 }
 
 pub fn mebibytes(bytes: u64) -> f64 {
@@ -339,8 +411,8 @@ mod tests {
     /// Goal: merged stats add up latencies and errors, and the report counts them.
     #[test]
     fn merge_and_report() {
-        let first = ClientStats::new();
-        let second = ClientStats::new();
+        let first = ClientStats::new(false);
+        let second = ClientStats::new(false);
         first.record_latency(Duration::from_micros(100));
         second.record_latency(Duration::from_micros(300));
         second.record_error("NoNode".to_owned());
@@ -360,5 +432,47 @@ mod tests {
         let json = report.to_json();
         assert_eq!(json["errors_by_kind"]["NoNode"], 1);
         assert!(report.to_table().contains("error NoNode: 1"));
+        assert_eq!(json["by_kind"], Value::Null);
+    }
+
+    /// Goal: a mixed run keeps reads and writes apart, and the whole still holds both.
+    #[test]
+    fn by_kind_keeps_reads_and_writes_apart() {
+        let first = ClientStats::new(true);
+        let second = ClientStats::new(true);
+        for _ in 0..9 {
+            first.record_latency_of(Duration::from_micros(100), false);
+        }
+        second.record_latency_of(Duration::from_micros(5000), true);
+        let mut measured = Measured::new(true);
+        measured.merge(&first.snapshot());
+        measured.merge(&second.snapshot());
+        let report = LoadReport {
+            settings: json!({"op": "mixed", "servers": "x", "clients": 2, "inflight": 1,
+                             "value_size": 1, "keys": 1, "read_percent": 90, "warmup_seconds": 0}),
+            window: Duration::from_secs(1),
+            measured,
+            servers: Vec::new(),
+            client_cpu_seconds: None,
+            interrupted: false,
+        };
+        let json = report.to_json();
+        assert_eq!(json["ops"], 10);
+        assert_eq!(json["by_kind"]["read"]["ops"], 9);
+        assert_eq!(json["by_kind"]["write"]["ops"], 1);
+        assert_eq!(json["by_kind"]["read"]["latency_us"]["max"], 100);
+        let write_p50 = json["by_kind"]["write"]["latency_us"]["p50"]
+            .as_u64()
+            .unwrap();
+        assert!((4995..=5005).contains(&write_p50), "{json}");
+        let table = report.to_table();
+        assert!(
+            table.lines().any(|line| line.starts_with("reads ")),
+            "{table}"
+        );
+        assert!(
+            table.lines().any(|line| line.starts_with("writes ")),
+            "{table}"
+        );
     }
 }

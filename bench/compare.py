@@ -394,6 +394,12 @@ def fmt_ms(us):
     return "-" if us is None else f"{us / 1000:.3f}"
 
 
+def kind_p50_p99(row, kind):
+    """`p50 / p99` in ms of a mixed cell's reads or writes ("-" where the run did not split them)."""
+    part = (row.get("by_kind") or {}).get(kind) or {}
+    return f"{fmt_ms(part.get('p50_us'))} / {fmt_ms(part.get('p99_us'))}"
+
+
 def ratio(a, b):
     return "-" if not a or not b else f"{a / b:.2f}"
 
@@ -464,10 +470,9 @@ def report_markdown(meta, results, million_rows):
                     rz = by_key.get((members, op, sessions, inflight, "rzk"))
                     if not zk or not rz:
                         continue
-                    part = lambda r, kind: (r.get("by_kind") or {}).get(kind) or {}
-                    both = lambda r, kind: f"{fmt_ms(part(r, kind).get('p50_us'))} / {fmt_ms(part(r, kind).get('p99_us'))}"
-                    out.append(f"| {sessions} | {inflight} | {both(zk, 'read')} | {both(rz, 'read')} "
-                               f"| {both(zk, 'write')} | {both(rz, 'write')} |")
+                    out.append(f"| {sessions} | {inflight} | {kind_p50_p99(zk, 'read')} "
+                               f"| {kind_p50_p99(rz, 'read')} | {kind_p50_p99(zk, 'write')} "
+                               f"| {kind_p50_p99(rz, 'write')} |")
             repeated = [(sessions, inflight) for sessions, inflight in combos
                         if len(rounds.get((members, op, sessions, inflight, "rzk"), [])) > 1]
             if repeated:

@@ -644,9 +644,9 @@ impl NodeDecoder {
 const MAP_LEAF_ENTRIES: usize = 16;
 
 /// The map of path-ordered `nodes`, with full leaves. Inserted in order, a B+tree leaves every
-/// leaf half full (a full leaf splits in two and only the right half gets more keys), which on
-/// a large tree costs about 20 bytes per node (a leaf of 16 slots of 16 bytes takes 320). So the first half of every leaf's worth of nodes
-/// goes in first (the leaves split into those halves), then the second halves, which land
+/// leaf half full (a full leaf splits in two and only the right half gets more keys). A leaf of
+/// 16 slots of 16 bytes takes about 320 bytes: 40 per node half full, 20 full. So the first half
+/// of every leaf's worth of nodes goes in first (the leaves split into those halves), then the second halves, which land
 /// after them in their leaves without splitting them. Correct for any leaf size; the layout
 /// only comes out full when [`MAP_LEAF_ENTRIES`] is the real one.
 fn fill_map(nodes: Vec<PathNode>) -> Nodes {

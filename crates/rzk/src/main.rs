@@ -28,7 +28,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// jemalloc's options, read at its start (the `_RJEM_MALLOC_CONF` environment variable still
 /// overrides them). One arena instead of jemalloc's default of four per core: rzk allocates most
 /// of its memory on one thread (the state machine's), and the threads' own caches keep the other
-/// threads off the arena's lock. Measured (BENCHMARKS.md, "Current results at 13da70d"): with
+/// threads off the arena's lock. Measured (BENCHMARKS.md, "Results at 13da70d"): with
 /// 1,000,000 znodes 3-4 MiB less RSS while loaded (less fragmentation across arenas) and no loss
 /// of throughput.
 #[export_name = "_rjem_malloc_conf"]

@@ -221,9 +221,14 @@ impl LoadReport {
     }
 
     pub fn throughput(&self) -> f64 {
+        self.per_second(self.ops())
+    }
+
+    /// `count` over the measured window, 0 for an empty window.
+    fn per_second(&self, count: u64) -> f64 {
         let seconds = self.window.as_secs_f64();
         if seconds > 0.0 {
-            self.ops() as f64 / seconds
+            count as f64 / seconds
         } else {
             0.0
         }
@@ -303,35 +308,25 @@ impl LoadReport {
             "{:<7}{:>10} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
             "", "ops", "ops/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "errors"
         );
-        let seconds = self.window.as_secs_f64();
         let row = |out: &mut String, label: &str, histogram: &Histogram<u64>, errors: String| {
-            let cell = |quantile: f64| {
+            // An empty histogram reads 0 everywhere: show "-" instead.
+            let ms = |micros: u64| {
                 if histogram.is_empty() {
                     "-".to_owned()
                 } else {
-                    milliseconds(histogram.value_at_quantile(quantile))
+                    format!("{:.3}", micros as f64 / 1000.0)
                 }
-            };
-            let max = if histogram.is_empty() {
-                "-".to_owned()
-            } else {
-                milliseconds(histogram.max())
-            };
-            let rate = if seconds > 0.0 {
-                histogram.len() as f64 / seconds
-            } else {
-                0.0
             };
             let _ = writeln!(
                 out,
                 "{label:<7}{:>10} {:>12.1} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
                 histogram.len(),
-                rate,
-                cell(0.50),
-                cell(0.90),
-                cell(0.99),
-                cell(0.999),
-                max,
+                self.per_second(histogram.len()),
+                ms(histogram.value_at_quantile(0.50)),
+                ms(histogram.value_at_quantile(0.90)),
+                ms(histogram.value_at_quantile(0.99)),
+                ms(histogram.value_at_quantile(0.999)),
+                ms(histogram.max()),
                 errors
             );
         };
@@ -380,10 +375,6 @@ fn latency_json(histogram: &Histogram<u64>) -> Value {
         "max": histogram.max(),
         "mean": histogram.mean(),
     })
-}
-
-fn milliseconds(micros: u64) -> String {
-    format!("{:.3}", micros as f64 / 1000.0)
 }
 
 pub fn mebibytes(bytes: u64) -> f64 {

@@ -199,9 +199,22 @@ async fn run_session(
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_MESSAGES_MAX);
     let kill = Arc::new(Notify::new());
     let permits = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
-    shared
-        .lock()
-        .attach(session_id, connection_id, out_tx, kill.clone());
+    let peer_ip = shared.connection_ip(connection_id);
+    // Like ZooKeeper, every connection is authenticated as `ip:<address>` from the start.
+    let auth: Vec<Id> = peer_ip
+        .iter()
+        .map(|ip| Id {
+            scheme: "ip".to_string(),
+            id: ip.clone(),
+        })
+        .collect();
+    shared.lock().attach(
+        session_id,
+        connection_id,
+        out_tx,
+        kill.clone(),
+        auth.clone(),
+    );
     shared.set_connection_session(connection_id, session_id);
     let stats = shared.connection_stats(connection_id);
     stats
@@ -214,19 +227,11 @@ async fn run_session(
         shared.clone(),
         stats.clone(),
     ));
-    let peer_ip = shared.connection_ip(connection_id);
-    // Like ZooKeeper, every connection is authenticated as `ip:<address>` from the start.
-    let auth = peer_ip
-        .iter()
-        .map(|ip| Id {
-            scheme: "ip".to_string(),
-            id: ip.clone(),
-        })
-        .collect();
     let mut session = SessionReader {
         shared: shared.clone(),
         stats: stats.clone(),
         session_id,
+        connection_id,
         auth,
         peer_ip,
     };
@@ -265,6 +270,7 @@ struct SessionReader {
     shared: Arc<Shared>,
     stats: Arc<ConnectionStats>,
     session_id: SessionId,
+    connection_id: u64,
     auth: Vec<Id>,
     peer_ip: Option<String>,
 }
@@ -346,6 +352,9 @@ impl SessionReader {
         let auth_failed = matches!(ready, Some((Err(ErrorCode::AuthFailed), _)));
         let mut core = self.shared.lock();
         core.touch(self.session_id, now_ms);
+        if matches!(request, Request::Auth(_)) {
+            core.set_auth(self.session_id, self.connection_id, &self.auth);
+        }
         match ready {
             Some((reply, zxid)) => core.push_ready(self.session_id, xid, received, reply, zxid),
             None => core.push_read(self.session_id, xid, received, request, self.auth.clone()),

@@ -85,6 +85,9 @@ pub struct Attached {
     /// Tells the connection to stop (replaced by a newer connection, or the client is too slow).
     kill: Arc<Notify>,
     pending: VecDeque<Pending>,
+    /// The connection's auth ids (its `ip` id and what addAuth added): a watch event reaches
+    /// the session only if they may READ the znode it is about ([`StateMachine::may_deliver`]).
+    auth: Vec<Id>,
 }
 
 /// The state behind the core lock.
@@ -117,16 +120,30 @@ impl Core {
         connection_id: u64,
         out: mpsc::Sender<Outbound>,
         kill: Arc<Notify>,
+        auth: Vec<Id>,
     ) {
         let fresh = Attached {
             connection_id,
             out,
             kill,
             pending: VecDeque::new(),
+            auth,
         };
         if let Some(old) = self.attached.insert(session_id, fresh) {
             old.kill.notify_one();
             self.sm.drop_watches(session_id);
+        }
+    }
+
+    /// The connection's auth ids changed (addAuth): later watch events are checked with these.
+    pub fn set_auth(&mut self, session_id: SessionId, connection_id: u64, auth: &[Id]) {
+        if let Some(attached) = self
+            .attached
+            .get_mut(&session_id)
+            .filter(|a| a.connection_id == connection_id)
+        {
+            attached.auth.clear();
+            attached.auth.extend_from_slice(auth);
         }
     }
 
@@ -341,7 +358,10 @@ impl Core {
                         .sm
                         .read(session_id, &auth, &request, &mut notifications);
                     for notification in notifications.drain(..) {
-                        outbound.push(Outbound::Notification(notification));
+                        // setWatches' events carry no ACL (ZooKeeper checks none there).
+                        if self.sm.may_deliver(&notification, &auth) {
+                            outbound.push(Outbound::Notification(notification));
+                        }
                     }
                     outbound.push(Outbound::Reply {
                         xid,
@@ -387,7 +407,20 @@ impl Core {
         }
         for notification in applied.notifications {
             let session_id = notification.session_id;
-            self.send(session_id, Outbound::Notification(notification));
+            // Watches live with the connection, so an event is for an attached session.
+            let allowed = self
+                .attached
+                .get(&session_id)
+                .is_some_and(|attached| self.sm.may_deliver(&notification, &attached.auth));
+            if allowed {
+                self.send(session_id, Outbound::Notification(notification));
+            } else {
+                tracing::trace!(
+                    session_id = format_args!("0x{session_id:x}"),
+                    path = %notification.event.path,
+                    "watch event not delivered: the session may not read the znode"
+                );
+            }
         }
         self.complete_write(entry.session_id, entry.xid, applied.zxid, applied.reply);
         for session_id in applied.closed_sessions {

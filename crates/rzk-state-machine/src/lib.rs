@@ -69,7 +69,7 @@ use rzk_proto::{
 
 pub use snapshot::SnapshotCopy;
 
-use crate::tree::{node_kind, AclCache, NodeKind, Nodes};
+use crate::tree::{node_kind, AclCache, AclList, NodeKind, Nodes};
 use crate::watch::{Table, WatchTable};
 
 pub type SessionId = i64;
@@ -82,7 +82,18 @@ pub struct Notification {
     /// fired by setWatches, as ZooKeeper's `WatchedEvent` without a zxid.
     pub zxid: i64,
     pub event: WatcherEvent,
+    /// The ACL the session must be allowed to READ for the event to reach it
+    /// ([`StateMachine::may_deliver`]); `None` for events every watcher gets (setWatches).
+    pub read_acl: Option<EventAcl>,
 }
+
+/// The ACL of the znode a watch event is about, as it was when the change happened: the node's
+/// own for NodeCreated, NodeDeleted and NodeDataChanged, its parent's for NodeChildrenChanged.
+/// ZooKeeper 3.8.4 and 3.9.2 check READ on it before they deliver an event (CVE-2024-23944:
+/// a persistent recursive watch on `/` otherwise names every znode created anywhere below it,
+/// whatever its ACL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventAcl(AclList);
 
 /// What applying one entry did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,9 +170,12 @@ pub struct StateMachine {
 /// A change to the tree, turned into watch triggers once the entry has fully succeeded.
 #[derive(Debug)]
 pub(crate) enum TreeEvent {
-    Created(String),
-    Deleted(String),
-    DataChanged(String),
+    /// A node was created: its path, its ACL and its parent's.
+    Created(String, AclList, AclList),
+    /// A node was deleted: its path, the ACL it had and its parent's.
+    Deleted(String, AclList, AclList),
+    /// A node's data changed: its path and ACL.
+    DataChanged(String, AclList),
 }
 
 impl StateMachine {
@@ -449,41 +463,26 @@ impl StateMachine {
         let mut notifications = Vec::new();
         for event in events {
             match event {
-                TreeEvent::Created(path) => {
+                TreeEvent::Created(path, acl, parent_acl) => {
                     let fired = self.watches.trigger(path, Table::Data);
-                    push_events(
-                        &mut notifications,
-                        fired,
-                        EventType::NodeCreated,
-                        path,
-                        zxid,
-                    );
-                    self.fire_parent_children_changed(path, zxid, &mut notifications);
+                    let event = (EventType::NodeCreated, path.as_str(), acl);
+                    push_events(&mut notifications, fired, event, zxid);
+                    self.fire_parent_children_changed(path, parent_acl, zxid, &mut notifications);
                 }
-                TreeEvent::Deleted(path) => {
+                TreeEvent::Deleted(path, acl, parent_acl) => {
                     let data = self.watches.trigger(path, Table::Data);
                     let child = self.watches.trigger(path, Table::Child);
                     // A session that fired from the data table is not told twice.
                     let child: BTreeSet<SessionId> = child.difference(&data).copied().collect();
-                    push_events(&mut notifications, data, EventType::NodeDeleted, path, zxid);
-                    push_events(
-                        &mut notifications,
-                        child,
-                        EventType::NodeDeleted,
-                        path,
-                        zxid,
-                    );
-                    self.fire_parent_children_changed(path, zxid, &mut notifications);
+                    let event = (EventType::NodeDeleted, path.as_str(), acl);
+                    push_events(&mut notifications, data, event, zxid);
+                    push_events(&mut notifications, child, event, zxid);
+                    self.fire_parent_children_changed(path, parent_acl, zxid, &mut notifications);
                 }
-                TreeEvent::DataChanged(path) => {
+                TreeEvent::DataChanged(path, acl) => {
                     let fired = self.watches.trigger(path, Table::Data);
-                    push_events(
-                        &mut notifications,
-                        fired,
-                        EventType::NodeDataChanged,
-                        path,
-                        zxid,
-                    );
+                    let event = (EventType::NodeDataChanged, path.as_str(), acl);
+                    push_events(&mut notifications, fired, event, zxid);
                 }
             }
         }
@@ -493,33 +492,41 @@ impl StateMachine {
     fn fire_parent_children_changed(
         &mut self,
         path: &str,
+        parent_acl: &AclList,
         zxid: i64,
         notifications: &mut Vec<Notification>,
     ) {
         let parent = path::parent_of(path);
         let fired = self.watches.trigger(parent, Table::Child);
-        push_events(
-            notifications,
-            fired,
-            EventType::NodeChildrenChanged,
-            parent,
-            zxid,
-        );
+        let event = (EventType::NodeChildrenChanged, parent, parent_acl);
+        push_events(notifications, fired, event, zxid);
+    }
+
+    /// Whether a session with these auth ids may receive this event: READ on the event's ACL
+    /// (superusers, `skipACL` and an empty ACL pass, as in every other check). ZooKeeper checks
+    /// at delivery, with the connection's auth ids of that moment; the watch is spent either way.
+    pub fn may_deliver(&self, notification: &Notification, auth: &[Id]) -> bool {
+        notification.read_acl.as_ref().is_none_or(|EventAcl(acl)| {
+            acl::check_acl(&self.options, acl, acl::PERM_READ, auth).is_ok()
+        })
     }
 }
 
+/// One event (type, path, the ACL to READ) for each session, in order.
 pub(crate) fn push_events(
     notifications: &mut Vec<Notification>,
     sessions: impl IntoIterator<Item = SessionId>,
-    event_type: EventType,
-    path: &str,
+    (event_type, path, acl): (EventType, &str, &AclList),
     zxid: i64,
 ) {
     for session_id in sessions {
-        notifications.push(notification(session_id, event_type, path, zxid));
+        let mut notification = notification(session_id, event_type, path, zxid);
+        notification.read_acl = Some(EventAcl(acl.clone()));
+        notifications.push(notification);
     }
 }
 
+/// An event every watcher gets (no ACL to check).
 pub(crate) fn notification(
     session_id: SessionId,
     event_type: EventType,
@@ -535,6 +542,7 @@ pub(crate) fn notification(
         session_id,
         zxid,
         event,
+        read_acl: None,
     }
 }
 
@@ -544,17 +552,20 @@ pub fn error_code(code: ErrorCode) -> i32 {
 }
 
 /// The same read with its path set to "/" when it names the empty path; `None` otherwise.
-fn root_for_empty_path(request: &Request) -> Option<Request> {
+///
+/// A watch asked for on "" is not set: ZooKeeper keeps it under the key "", and every event
+/// names "/" (a child's parent, or the root itself), so it never fires.
+pub(crate) fn root_for_empty_path(request: &Request) -> Option<Request> {
     use rzk_proto::{PathRequest, PathWatchRequest};
-    let root = |watch: bool| PathWatchRequest {
+    let root = PathWatchRequest {
         path: "/".to_string(),
-        watch,
+        watch: false,
     };
     match request {
-        Request::Exists(r) if r.path.is_empty() => Some(Request::Exists(root(r.watch))),
-        Request::GetData(r) if r.path.is_empty() => Some(Request::GetData(root(r.watch))),
-        Request::GetChildren(r) if r.path.is_empty() => Some(Request::GetChildren(root(r.watch))),
-        Request::GetChildren2(r) if r.path.is_empty() => Some(Request::GetChildren2(root(r.watch))),
+        Request::Exists(r) if r.path.is_empty() => Some(Request::Exists(root)),
+        Request::GetData(r) if r.path.is_empty() => Some(Request::GetData(root)),
+        Request::GetChildren(r) if r.path.is_empty() => Some(Request::GetChildren(root)),
+        Request::GetChildren2(r) if r.path.is_empty() => Some(Request::GetChildren2(root)),
         Request::GetAcl(r) if r.path.is_empty() => Some(Request::GetAcl(PathRequest {
             path: "/".to_string(),
         })),

@@ -179,7 +179,9 @@ impl StateMachine {
         }
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
-            let result = match op {
+            // As outside a multiRead, the empty path reads the root.
+            let root = crate::root_for_empty_path(op);
+            let result = match root.as_ref().unwrap_or(op) {
                 Request::GetChildren(record) => self
                     .read_children(session_id, auth, record)
                     .map(|(children, _)| MultiResult::GetChildren { children }),

@@ -309,7 +309,9 @@ impl StateMachine {
             ephemeral_owner: owner,
             ..StoredStat::default()
         };
-        let node = Node::new(self.acl_cache.intern(acl), stat, record.data.as_deref());
+        let parent_acl = parent.acl().clone();
+        let acl = self.acl_cache.intern(acl);
+        let node = Node::new(acl.clone(), stat, record.data.as_deref());
         let stat = node.client_stat(self.options.extended_types_enabled);
         // One descent of the tree for the new path, which is where a create's time goes on a
         // large tree (its nodes are not in the CPU's caches): insert, and put back what was there.
@@ -321,7 +323,9 @@ impl StateMachine {
             parent.count_child();
         });
         context.record(|| Undo::Created(Box::from(path.as_str())));
-        context.events.push(TreeEvent::Created(path.clone()));
+        context
+            .events
+            .push(TreeEvent::Created(path.clone(), acl, parent_acl));
         Ok(WriteOk::Created { op, path, stat })
     }
 
@@ -411,13 +415,16 @@ impl StateMachine {
         let parent_path = crate::path::parent_of(path);
         let zxid = context.zxid;
         let node = self.remove_counted(path);
+        let acl = node.acl().clone();
         // The parent's child count is undone when the node is linked back.
-        self.change_node(context, parent_path, |parent| {
+        let ((), parent_acl) = self.change_node_with_acl(context, parent_path, |parent| {
             parent.stat.pzxid = parent.stat.pzxid.max(zxid);
             parent.uncount_child();
         });
         context.record(|| Undo::Deleted(Box::from(path), node));
-        context.events.push(TreeEvent::Deleted(path.to_string()));
+        context
+            .events
+            .push(TreeEvent::Deleted(path.to_string(), acl, parent_acl));
     }
 
     fn set_data(
@@ -440,11 +447,12 @@ impl StateMachine {
             node.stat.mtime = context.time_ms;
         });
         let stat = changed.client_stat(self.options.extended_types_enabled);
+        let acl = changed.acl().clone();
         let old = self.replace_node(&record.path, changed);
         context.record(|| Undo::Replaced(Box::from(record.path.as_str()), old));
         context
             .events
-            .push(TreeEvent::DataChanged(record.path.clone()));
+            .push(TreeEvent::DataChanged(record.path.clone(), acl));
         Ok(WriteOk::DataSet(stat))
     }
 
@@ -499,9 +507,21 @@ impl StateMachine {
         path: &str,
         change: impl FnOnce(&mut NodeHeader) -> T,
     ) -> T {
-        let (before, result) = self.node_mut(path).change(|node| (node.stat, change(node)));
+        self.change_node_with_acl(context, path, change).0
+    }
+
+    /// [`Self::change_node`], also returning the node's ACL (one lookup for both).
+    fn change_node_with_acl<T>(
+        &mut self,
+        context: &mut Context,
+        path: &str,
+        change: impl FnOnce(&mut NodeHeader) -> T,
+    ) -> (T, AclList) {
+        let node = self.node_mut(path);
+        let acl = node.acl().clone();
+        let (before, result) = node.change(|node| (node.stat, change(node)));
         context.record(|| Undo::Stat(Box::from(path), before));
-        result
+        (result, acl)
     }
 
     /// Put `node` at `path` in place of the node there, which is returned.

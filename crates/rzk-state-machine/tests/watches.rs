@@ -476,3 +476,67 @@ fn close_session_drops_its_watches() {
     h.entry(S2, EntryOp::CloseSession);
     assert_eq!(h.sm.counts().watches, 0);
 }
+
+// Goal: every event carries the ACL its watcher must be able to READ (CVE-2024-23944): the
+// node's own for its events, the parent's for NodeChildrenChanged, as it was when the change
+// happened (a deleted node's ACL too). `may_deliver` checks it like any other READ: superusers
+// and `skipACL` pass; setWatches' events carry none.
+#[test]
+fn events_carry_the_acl_a_watcher_must_read() {
+    let alice = [Id {
+        scheme: "digest".into(),
+        id: digest_id("alice:secret"),
+    }];
+    let superuser = [Id {
+        scheme: "super".into(),
+        id: "super".into(),
+    }];
+    let stranger: [Id; 0] = [];
+    let alice_only = vec![Acl {
+        perms: codes::perms::ALL,
+        id: Id {
+            scheme: "auth".into(),
+            id: String::new(),
+        },
+    }];
+    for skip_acl in [false, true] {
+        let mut h = Harness::with(Options {
+            skip_acl,
+            ..Options::default()
+        });
+        h.mk("/p");
+        h.add_watch(S2, "/p", AddWatchMode::PersistentRecursive)
+            .unwrap();
+        h.watch_children(S2, "/p").unwrap();
+        let create = Request::Create(CreateRequest {
+            path: "/p/secret".into(),
+            data: None,
+            acl: alice_only.clone(),
+            flags: 0,
+        });
+        let created = h.write_as(S1, &alice, create);
+        let delete = Request::Delete(DeleteRequest {
+            path: "/p/secret".into(),
+            version: -1,
+        });
+        let deleted = h.write_as(S1, &alice, delete);
+        let may = |n: &Notification, auth: &[Id]| h.sm.may_deliver(n, auth);
+        let mut seen = Vec::new();
+        for n in created.notifications.iter().chain(&deleted.notifications) {
+            let event = EventType::from_i32(n.event.event_type).unwrap();
+            seen.push((event, n.event.path.clone()));
+            assert!(may(n, &alice) && may(n, &superuser), "{event:?} {n:?}");
+            // The parent is open; the node is alice's (unless ACLs are skipped).
+            let open = event == NodeChildrenChanged || skip_acl;
+            assert_eq!(may(n, &stranger), open, "{event:?} {n:?}");
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (NodeCreated, "/p/secret".to_string()),
+                (NodeChildrenChanged, "/p".to_string()),
+                (NodeDeleted, "/p/secret".to_string()),
+            ]
+        );
+    }
+}

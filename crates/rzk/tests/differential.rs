@@ -1720,6 +1720,83 @@ fn watch_rules_match_zookeeper() {
     });
 }
 
+/// Watch events reach a session only if it may READ the znode (its parent for
+/// NodeChildrenChanged), checked when the event is delivered (CVE-2024-23944, ZOOKEEPER-4799:
+/// Debian's 3.8.0 carries the fix, as 3.8.4 and 3.9.2 do). The watch is spent either way.
+#[test]
+fn watch_events_respect_read_acl_like_zookeeper() {
+    differential(
+        "watch_events_respect_read_acl_like_zookeeper",
+        Setup::default(),
+        |r| {
+            let owner = r.open();
+            let stranger = r.open();
+            let friend = r.open();
+            for (session, label) in [(owner, "addauth owner"), (friend, "addauth friend")] {
+                r.op_xid_zxid_unchecked(session, label, -4, auth("digest", b"alice:secret"));
+            }
+            r.op(
+                stranger,
+                "stranger watches /r recursively",
+                add_watch("/r", 1),
+            );
+            r.op(friend, "friend watches /r recursively", add_watch("/r", 1));
+            r.op(owner, "create /r open", create("/r", b"", PERSISTENT));
+            r.op(owner, "create /r/open", create("/r/open", b"", PERSISTENT));
+            r.op(
+                owner,
+                "create /r/secret readable by alice only",
+                create_acl("/r/secret", vec![acl(31, "auth", "")]),
+            );
+            r.op(
+                owner,
+                "setData /r/secret",
+                set_data("/r/secret", Some(b"x"), -1),
+            );
+            r.op(
+                owner,
+                "create /r/blind with every right but READ",
+                create_acl("/r/blind", vec![acl(31 & !1, "world", "anyone")]),
+            );
+            r.op(owner, "delete /r/secret", delete("/r/secret", -1));
+            r.op(owner, "delete /r/blind", delete("/r/blind", -1));
+            // One-shot watches: the ACL changes after the watch was set, before the event.
+            r.op(
+                stranger,
+                "stranger getData /r/open watch",
+                get_data("/r/open", true),
+            );
+            r.op(
+                stranger,
+                "stranger getChildren /r watch",
+                get_children("/r", true),
+            );
+            r.op(
+                owner,
+                "setACL /r/open to alice only",
+                set_acl("/r/open", vec![acl(31, "auth", "")], -1),
+            );
+            r.op(
+                owner,
+                "setACL /r to every right but READ",
+                set_acl("/r", vec![acl(31 & !1, "world", "anyone")], -1),
+            );
+            r.op(owner, "delete /r/open", delete("/r/open", -1));
+            r.op(
+                owner,
+                "create /r/again after the watches were spent",
+                create("/r/again", b"", PERSISTENT),
+            );
+            r.op(
+                owner,
+                "setACL /r open again",
+                set_acl("/r", world_all(), -1),
+            );
+            r.op(owner, "create /r/last", create("/r/last", b"", PERSISTENT));
+        },
+    );
+}
+
 /// setWatches on reconnect with relativeZxid (ZK-COMPAT §1b Reconnect, §3): data watch → NodeDeleted if
 /// gone, NodeDataChanged if mzxid > rel, else re-armed; exist watch → NodeCreated if it exists now; child
 /// watch → NodeChildrenChanged if pzxid > rel; duplicates fire twice; persistent watches (setWatches2) are
@@ -2012,6 +2089,18 @@ fn empty_path_reads_address_the_root_like_zookeeper() {
             r.op(s, "exists \"\"", exists("", false));
             r.op(s, "getACL \"\"", get_acl(""));
             r.op(s, "getAllChildrenNumber \"\"", all_children_number(""));
+            r.op(
+                s,
+                "multiRead on \"\"",
+                Request::MultiRead(vec![get_children("", false), get_data("", false)]),
+            );
+            // A watch on "" is kept under "" by ZooKeeper, where no event ever fires.
+            r.op(s, "getChildren \"\" watch", get_children("", true));
+            r.op(s, "getData \"\" watch", get_data("", true));
+            r.op(s, "exists \"\" watch", exists("", true));
+            r.op(s, "create /b under the root", create("/b", b"", PERSISTENT));
+            r.op(s, "setData on the root", set_data("/", Some(b"r"), -1));
+            r.op(s, "delete /b", delete("/b", -1));
         },
     );
 }

@@ -133,8 +133,9 @@ pub trait Applier: Send + Sync + 'static {
     fn apply(&self, index: u64, payload: &[u8]);
     /// Bytes of the applied state (everything up to the last applied index).
     fn snapshot(&self) -> Vec<u8>;
-    /// Replace the applied state with snapshot bytes.
-    fn restore(&self, bytes: &[u8]);
+    /// Replace the applied state with snapshot bytes. `Err` says why they cannot be restored
+    /// (with what to do): the member stops, and at start-up `Replica::start` fails with it.
+    fn restore(&self, bytes: &[u8]) -> Result<(), String>;
     /// A point-in-time copy of the applied state, serialised by the returned job on a blocking
     /// thread while applies continue (called between applies). Override it when a copy is cheap
     /// (structural sharing); the default serialises at once, so applies wait for it.

@@ -388,7 +388,10 @@ impl RaftStateMachine<Rzk> for StateMachine {
         snapshot: SnapshotData,
     ) -> Result<(), io::Error> {
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = snapshot.len(), "installing snapshot");
-        self.applier.restore(&snapshot);
+        self.applier.restore(&snapshot).map_err(|error| {
+            tracing::error!(last_log_id = ?meta.last_log_id, "the snapshot cannot be restored: {error}");
+            io_err(format_args!("restoring the snapshot: {error}"))
+        })?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         if let Some(last) = meta.last_log_id {

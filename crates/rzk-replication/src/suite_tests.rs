@@ -21,7 +21,9 @@ impl Applier for NoState {
     fn snapshot(&self) -> Vec<u8> {
         Vec::new()
     }
-    fn restore(&self, _bytes: &[u8]) {}
+    fn restore(&self, _bytes: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 fn state_machine() -> StateMachine {
@@ -96,9 +98,10 @@ impl Applier for Count {
             .to_le_bytes()
             .to_vec()
     }
-    fn restore(&self, bytes: &[u8]) {
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
         let n = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
         self.0.store(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -70,7 +70,7 @@ impl Applier for Recorder {
         }
         out
     }
-    fn restore(&self, mut bytes: &[u8]) {
+    fn restore(&self, mut bytes: &[u8]) -> Result<(), String> {
         let mut applied = Vec::new();
         while !bytes.is_empty() {
             let index = u64::from_le_bytes(bytes[..8].try_into().unwrap());
@@ -80,6 +80,7 @@ impl Applier for Recorder {
         }
         self.count.send_replace(applied.len());
         *self.applied.lock().unwrap() = applied;
+        Ok(())
     }
     fn sessions_touched(&self, session_ids: &[i64]) {
         let mut touched = self.touched.lock().unwrap();

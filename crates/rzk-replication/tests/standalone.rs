@@ -46,7 +46,7 @@ impl Applier for Recorder {
         out
     }
 
-    fn restore(&self, mut bytes: &[u8]) {
+    fn restore(&self, mut bytes: &[u8]) -> Result<(), String> {
         let mut applied = Vec::new();
         while !bytes.is_empty() {
             let index = u64::from_le_bytes(bytes[..8].try_into().unwrap());
@@ -56,6 +56,7 @@ impl Applier for Recorder {
         }
         *self.applied.lock().unwrap() = applied;
         *self.restores.lock().unwrap() += 1;
+        Ok(())
     }
 }
 

@@ -240,6 +240,10 @@ fn answer(shared: &Shared, options: &AdminOptions, primary: &str) -> Map<String,
             shared.stats.reset();
             Map::new()
         }
+        "connection_stat_reset" => {
+            shared.reset_connection_stats();
+            Map::new()
+        }
         "stats" => stats(shared),
         "system_properties" => system_properties(shared, options),
         "voting_view" => object(json!({ "current_config": options.voting_members })),
@@ -247,7 +251,7 @@ fn answer(shared: &Shared, options: &AdminOptions, primary: &str) -> Map<String,
         "watches" => watches_by_session(shared),
         "watches_by_path" => watches_by_path(shared),
         "zabstate" => zab_state(shared),
-        // ruok and connection_stat_reset answer with command and error only.
+        // ruok answers with command and error only.
         _ => Map::new(),
     }
 }
@@ -276,8 +280,8 @@ fn server_stats_object(shared: &Shared) -> Value {
         "last_processed_zxid": last_zxid,
         "outstanding_requests": stats.outstanding_requests.load(Ordering::Relaxed).max(0),
         "avg_latency": latency.avg_ms,
-        "max_latency": latency.max_ms.round() as i64,
-        "min_latency": latency.min_ms.round() as i64,
+        "max_latency": latency.max_whole_ms(),
+        "min_latency": latency.min_whole_ms(),
         "num_alive_client_connections": stats.alive_connections.load(Ordering::Relaxed),
         "auth_failed_count": 0,
         "non_mtlsremote_conn_count": 0,
@@ -477,8 +481,8 @@ fn monitor(shared: &Shared) -> Map<String, Value> {
         "version": version(),
         "server_state": shared.mode(),
         "avg_latency": latency.avg_ms,
-        "max_latency": latency.max_ms.round() as i64,
-        "min_latency": latency.min_ms.round() as i64,
+        "max_latency": latency.max_whole_ms(),
+        "min_latency": latency.min_whole_ms(),
         "packets_received": stats.packets_received.load(Ordering::Relaxed),
         "packets_sent": stats.packets_sent.load(Ordering::Relaxed),
         "num_alive_connections": stats.alive_connections.load(Ordering::Relaxed),

@@ -39,7 +39,10 @@ pub fn answer(shared: &Shared, command: &str) -> String {
         "wchp" => watches_by_path(shared),
         "isro" => "rw".to_string(),
         "dirs" => directories(shared),
-        "crst" => "Connection stats reset.\n".to_string(),
+        "crst" => {
+            shared.reset_connection_stats();
+            "Connection stats reset.\n".to_string()
+        }
         "srst" => {
             shared.stats.reset();
             "Server stats reset.\n".to_string()
@@ -78,9 +81,9 @@ fn server_stats(shared: &Shared, with_clients: bool) -> String {
     let _ = writeln!(
         text,
         "Latency min/avg/max: {}/{}/{}",
-        latency.min_ms.round() as i64,
+        latency.min_whole_ms(),
         java_double(latency.avg_ms),
-        latency.max_ms.round() as i64
+        latency.max_whole_ms()
     );
     let _ = writeln!(
         text,
@@ -229,8 +232,8 @@ fn monitor(shared: &Shared) -> String {
     line("version", version());
     line("server_state", shared.mode().to_string());
     line("avg_latency", java_double(latency.avg_ms));
-    line("max_latency", (latency.max_ms.round() as i64).to_string());
-    line("min_latency", (latency.min_ms.round() as i64).to_string());
+    line("max_latency", (latency.max_whole_ms()).to_string());
+    line("min_latency", (latency.min_whole_ms()).to_string());
     line(
         "packets_received",
         shared

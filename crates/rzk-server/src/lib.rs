@@ -257,6 +257,13 @@ impl Shared {
         list
     }
 
+    /// `crst`: every connection's statistics start again.
+    pub fn reset_connection_stats(&self) {
+        for info in self.connections.lock().expect("connections lock").values() {
+            info.stats.reset();
+        }
+    }
+
     fn connection_stats(&self, connection_id: u64) -> Arc<ConnectionStats> {
         self.connections
             .lock()
@@ -327,10 +334,11 @@ impl Applier for Shared {
         Box::new(CopyToEncode(self.lock().sm.snapshot_copy()))
     }
 
-    fn restore(&self, bytes: &[u8]) {
-        let sm = StateMachine::restore(self.options.state_machine.clone(), bytes).unwrap_or_else(
-            |error| panic!("snapshot passed its checksum but does not restore: {error}"),
-        );
+    fn restore(&self, bytes: &[u8]) -> Result<(), String> {
+        // The bytes passed their checksum: what fails here is a setting the data needs
+        // (extendedTypesEnabled), or a bug.
+        let sm = StateMachine::restore(self.options.state_machine.clone(), bytes)
+            .map_err(|error| error.to_string())?;
         let now_ms = self.monotonic_ms();
         let mut core = self.lock();
         let replaced = std::mem::replace(&mut core.sm, sm);
@@ -339,6 +347,7 @@ impl Applier for Shared {
         // Freeing the replaced tree (a follower installing a leader's snapshot over a large one)
         // takes as long as building it: not under the lock every request waits on.
         drop(replaced);
+        Ok(())
     }
 }
 
@@ -640,7 +649,9 @@ mod tests {
         assert_eq!(bytes.len() as u64, written);
         assert_eq!(bytes, bytes_at_job);
         assert_ne!(bytes_after, bytes_at_job);
-        shared.restore(&bytes_at_job);
+        shared
+            .restore(&bytes_at_job)
+            .expect("the snapshot restores");
         assert_eq!(shared.lock().sm.counts().znodes, 6);
     }
 }

@@ -353,6 +353,20 @@ async fn commands_report_the_servers_state() {
         .unwrap()
         .starts_with("127.0.0.1:"));
     assert_eq!(cons["secure_connections"], serde_json::json!([]));
+    let received = connections[0]["packets_received"].as_u64().unwrap();
+
+    // crst: every connection's counts start again (a ping may come in between).
+    assert_eq!(get("crst").await["error"], Value::Null);
+    let cons = get("cons").await;
+    let reset = &cons["connections"][0];
+    assert!(
+        reset["packets_received"].as_u64().unwrap() < received.min(2),
+        "{cons}"
+    );
+    assert!(
+        ["NA", "PING"].contains(&reset["last_operation"].as_str().unwrap()),
+        "{cons}"
+    );
 
     let stat = get("stat").await;
     assert_eq!(stat["connections"].as_array().unwrap().len(), 1);

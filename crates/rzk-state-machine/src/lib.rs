@@ -143,6 +143,9 @@ pub enum SnapshotError {
     Corrupt(String),
     #[error("snapshot format version {0} is not supported by this rzk")]
     UnsupportedVersion(u32),
+    /// A valid snapshot that these [`Options`] cannot hold; the text says what to set.
+    #[error("the data cannot be loaded with these settings: {0}")]
+    NeedsSetting(String),
 }
 
 /// An open session: its negotiated timeout and the ephemerals it owns.

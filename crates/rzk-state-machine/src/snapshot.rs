@@ -424,7 +424,10 @@ fn write_fixed_node(body: &mut Writer, path: &str, acl_index: u32, node: &Node) 
 pub(crate) fn read(options: Options, bytes: &[u8]) -> Result<StateMachine, SnapshotError> {
     let (version, body) = check_header(bytes)?;
     let mut reader = Reader::new(body);
-    let state = read_body(options, &mut reader, version).map_err(SnapshotError::Corrupt)?;
+    let state = read_body(options, &mut reader, version).map_err(|error| match error {
+        BodyError::Corrupt(reason) => SnapshotError::Corrupt(reason),
+        BodyError::NeedsSetting(reason) => SnapshotError::NeedsSetting(reason),
+    })?;
     if reader.remaining() != 0 {
         return Err(SnapshotError::Corrupt(format!(
             "{} bytes after the last node",
@@ -480,11 +483,25 @@ fn check_header(bytes: &[u8]) -> Result<(u32, &[u8]), SnapshotError> {
     Ok((version, body))
 }
 
+/// Why a snapshot body does not restore.
+enum BodyError {
+    /// The bytes are not a valid state.
+    Corrupt(String),
+    /// A valid state that this server's settings cannot hold (what to set is in the text).
+    NeedsSetting(String),
+}
+
+impl From<String> for BodyError {
+    fn from(reason: String) -> BodyError {
+        BodyError::Corrupt(reason)
+    }
+}
+
 fn read_body(
     options: Options,
     reader: &mut Reader<'_>,
     version: u32,
-) -> Result<StateMachine, String> {
+) -> Result<StateMachine, BodyError> {
     let mut state = StateMachine::new(options);
     state.nodes = Nodes::new();
     state.data_size = 0;
@@ -498,7 +515,7 @@ fn read_body(
             ..Session::default()
         };
         if state.sessions.insert(id, session).is_some() {
-            return Err(format!("session {id:#x} listed twice"));
+            return Err(format!("session {id:#x} listed twice").into());
         }
     }
     let mut layout = if version == FORMAT_VERSION {
@@ -514,13 +531,13 @@ fn read_body(
     };
     let node_count = reader.u64()?;
     if node_count.saturating_mul(layout.node_bytes_min() as u64) > reader.remaining() as u64 {
-        return Err(format!("node count {node_count} exceeds the bytes left"));
+        return Err(format!("node count {node_count} exceeds the bytes left").into());
     }
     let nodes = read_nodes(&mut state, reader, &mut layout, node_count as usize)?;
     state.nodes = fill_map(nodes);
     for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
         if !state.nodes.contains_key(special) {
-            return Err(format!("{special} is missing"));
+            return Err(format!("{special} is missing").into());
         }
     }
     Ok(state)
@@ -678,14 +695,14 @@ fn read_nodes(
     reader: &mut Reader<'_>,
     layout: &mut NodeLayout,
     node_count: usize,
-) -> Result<Vec<PathNode>, String> {
+) -> Result<Vec<PathNode>, BodyError> {
     let extended = state.options.extended_types_enabled;
     let mut nodes: Vec<PathNode> = Vec::with_capacity(node_count);
     let mut last_parent = usize::MAX;
     for _ in 0..node_count {
         let (path, node) = layout.next(reader, &mut state.acl_cache)?;
         if nodes.last().is_some_and(|(previous, _)| *previous >= path) {
-            return Err(format!("node {path} out of order"));
+            return Err(format!("node {path} out of order").into());
         }
         if &*path != "/" {
             let (parent_path, name) =
@@ -694,7 +711,7 @@ fn read_nodes(
             // last name is and it is the parent's path, a slash and the name ("//a" splits
             // into "/" and "a" too).
             if validate_name(name).is_err() || path.starts_with("//") {
-                return Err(format!("invalid path {path:?}"));
+                return Err(format!("invalid path {path:?}").into());
             }
             if nodes
                 .get(last_parent)
@@ -702,19 +719,26 @@ fn read_nodes(
             {
                 last_parent = nodes
                     .binary_search_by(|(p, _)| (**p).cmp(parent_path))
-                    .map_err(|_| format!("{path}: parent missing"))?;
+                    .map_err(|_| BodyError::from(format!("{path}: parent missing")))?;
             }
             let parent = &mut nodes[last_parent].1;
             if let NodeKind::Ephemeral(_) = node_kind(parent.stat().ephemeral_owner, extended) {
-                return Err(format!("{path}: parent is ephemeral"));
+                return Err(format!("{path}: parent is ephemeral").into());
             }
             if !parent.change(NodeHeader::try_count_child) {
-                return Err(format!("{parent_path}: more than {MAX_CHILDREN} children"));
+                return Err(format!("{parent_path}: more than {MAX_CHILDREN} children").into());
             }
         }
         if let NodeKind::Ephemeral(owner) = node_kind(node.stat().ephemeral_owner, extended) {
+            if !extended && node_kind(owner, true) != NodeKind::Ephemeral(owner) {
+                return Err(BodyError::NeedsSetting(format!(
+                    "{path} is a TTL node (ephemeralOwner {owner:#x}) and extendedTypesEnabled is \
+                     off: it was created while extendedTypesEnabled=true; set \
+                     extendedTypesEnabled=true in zoo.cfg again (every member alike)"
+                )));
+            }
             if !state.sessions.contains_key(&owner) {
-                return Err(format!("{path}: owner session {owner:#x} is not open"));
+                return Err(format!("{path}: owner session {owner:#x} is not open").into());
             }
         }
         state.index_kind(&path, node.stat().ephemeral_owner);

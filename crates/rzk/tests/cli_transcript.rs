@@ -786,3 +786,29 @@ fn an_event_printed_inside_a_line_is_lifted_out_of_it() {
         )
     );
 }
+
+/// A server that cannot be reached: the command fails with ConnectionLoss and exit code 1, as
+/// zkCli's does, one-shot and line by line (a health check that tests the code must not take a
+/// dead server for a healthy one).
+#[test]
+fn an_unreachable_server_fails_the_command_with_exit_code_1() {
+    // A port that was free a moment ago and that nobody listens on now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let cases: [(&[&str], &str, &str); 2] = [
+        (&["ls", "/"], "", "KeeperErrorCode = ConnectionLoss for /"),
+        (
+            &[],
+            "ls /\ncreate /x y\n",
+            "KeeperErrorCode = ConnectionLoss for /x",
+        ),
+    ];
+    for (args, stdin, error) in cases {
+        let run = rzk_cli_binary_at(&address, args, stdin);
+        assert_eq!(run.code, 1, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(error), "{args:?}: {}", run.stderr);
+    }
+}

@@ -507,3 +507,57 @@ async fn super_digest_from_zoo_cfg_passes_every_acl() {
         None
     );
 }
+
+/// TTL nodes written with `extendedTypesEnabled=true`, then a restart without it: the server
+/// refuses to start with an error that names the node and the setting (no panic), and starting
+/// again with the setting back serves the node unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_nodes_without_extended_types_refuse_to_start_with_a_clear_error() {
+    let mut server = RzkServer::start(&["extendedTypesEnabled=true"]);
+    let address = server.connect_string();
+    let mut cli = Command::new(rzk_binary());
+    cli.args([
+        "cli", "-server", &address, "create", "-t", "600000", "/ttl", "kept",
+    ]);
+    let created = support::run_bounded(cli, None, Duration::from_secs(30));
+    assert!(
+        support::stderr_text(&created).contains("Created /ttl")
+            || support::stdout_text(&created).contains("Created /ttl"),
+        "create -t: {}",
+        support::describe_output(&created)
+    );
+    let status = tokio::task::block_in_place(|| server.stop());
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        server.log_tail()
+    );
+
+    let config = fs::read_to_string(server.config_path()).expect("read zoo.cfg");
+    let without = config.replace("extendedTypesEnabled=true\n", "");
+    assert_ne!(without, config, "zoo.cfg had the setting");
+    fs::write(server.config_path(), &without).expect("write zoo.cfg");
+    let mut command = Command::new(rzk_binary());
+    command
+        .arg("server")
+        .arg(server.config_path())
+        .current_dir(server.dir());
+    let refused = support::run_bounded(command, None, Duration::from_secs(30));
+    let stderr = support::stderr_text(&refused);
+    assert_ne!(refused.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("/ttl is a TTL node") && stderr.contains("set extendedTypesEnabled=true"),
+        "the error names the node and the setting: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+
+    fs::write(server.config_path(), &config).expect("write zoo.cfg back");
+    tokio::task::block_in_place(|| server.start_again());
+    let client = connect(&address).await;
+    let (data, _) = client
+        .get_data("/ttl")
+        .await
+        .expect("/ttl after the restart");
+    assert_eq!(data, b"kept");
+}

@@ -446,6 +446,14 @@ impl Shell {
             .client()
             .filter(|client| (client.is_alive() && !failed) || unseen)
         else {
+            if self.client().is_none() {
+                // The server could not be reached. zkCli's client would still be trying
+                // (alive), and its command would end in ConnectionLoss with exit code 1: a
+                // script that tests the code must not read a dead server as healthy.
+                let path = words.get(1).filter(|word| word.starts_with('/'));
+                let message = keeper_message(ErrorCode::ConnectionLoss, path.map(String::as_str));
+                return (Flow::Continue, Err(Failure::new(message)));
+            }
             self.print_line("Not connected");
             return (Flow::Continue, Ok(()));
         };

@@ -32,6 +32,25 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 1_000;
 /// The writer sends at most this many bytes per socket write when batching.
 const WRITE_BATCH_BYTES_MAX: usize = 1 << 20;
 
+/// Auth ids one connection may hold (its `ip` id included) and their total size. Every write's
+/// log entry carries the connection's ids (the ACL checks run when it is applied), so without
+/// a bound a client could make every write it sends megabytes long. An addauth past either
+/// limit fails like a bad credential (AuthFailed, then the connection closes).
+pub const AUTH_IDS_PER_CONNECTION_MAX: usize = 32;
+/// See [`AUTH_IDS_PER_CONNECTION_MAX`].
+pub const AUTH_ID_BYTES_PER_CONNECTION_MAX: usize = 8 * 1024;
+
+/// A new connection must send its first request (a four-letter word or a whole
+/// ConnectRequest) within this time, or it is closed: ZooKeeper's
+/// `zookeeper.nio.sessionlessCnxnTimeout` (10 s). Without it, connections that never speak
+/// hold a descriptor each (and a partial frame's buffer) until the server runs out.
+pub const HANDSHAKE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When a connection ends, its writer gets this long to send what is queued (a closeSession
+/// reply); a writer still blocked then (the client reads nothing) is stopped, which closes the
+/// socket and frees its queue.
+const WRITER_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 enum ConnectionEnd {
     #[error("client closed the connection")]
@@ -50,11 +69,17 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, con
     let mut buffer = BytesMut::with_capacity(16 * 1024);
     let result = async {
         // A fresh connection's first 4 bytes are either a four-letter word or a length.
-        while buffer.len() < 4 {
-            if reader.read_buf(&mut buffer).await? == 0 {
-                return Err(ConnectionEnd::Eof);
+        let first_bytes = async {
+            while buffer.len() < 4 {
+                if reader.read_buf(&mut buffer).await? == 0 {
+                    return Err(ConnectionEnd::Eof);
+                }
             }
-        }
+            Ok(())
+        };
+        tokio::time::timeout(HANDSHAKE_READ_TIMEOUT, first_bytes)
+            .await
+            .map_err(|_| ConnectionEnd::Stopped("no request within the handshake timeout"))??;
         let first = [buffer[0], buffer[1], buffer[2], buffer[3]];
         if let Some(command) = four_letter_word(first) {
             let text = crate::four_letter::answer(&shared, command);
@@ -112,7 +137,12 @@ async fn handshake(
     shared: &Arc<Shared>,
     peer: SocketAddr,
 ) -> Result<(SessionId, i32), ConnectionEnd> {
-    let frame = read_frame(reader, buffer, shared.options.jute_max_buffer).await?;
+    let frame = tokio::time::timeout(
+        HANDSHAKE_READ_TIMEOUT,
+        read_frame(reader, buffer, shared.options.jute_max_buffer),
+    )
+    .await
+    .map_err(|_| ConnectionEnd::Stopped("no ConnectRequest within the handshake timeout"))??;
     if !shared.serving() {
         // Like ZooKeeper without a quorum: close, so the client tries another server.
         return Err(ConnectionEnd::Stopped("this member has no quorum"));
@@ -173,6 +203,7 @@ async fn create_session(shared: &Arc<Shared>, timeout_ms: i32) -> Result<Session
     let entry = Entry {
         session_id,
         xid: 0,
+        origin: 0,
         time_ms: crate::wall_clock_ms(),
         op: EntryOp::CreateSession { timeout_ms },
     };
@@ -261,8 +292,15 @@ async fn run_session(
         }
     };
     shared.lock().detach(session_id, connection_id);
-    // Let the writer flush what is queued (a closeSession reply), bounded.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer_task).await;
+    // Let the writer flush what is queued (a closeSession reply), bounded; a writer blocked on
+    // a client that reads nothing is stopped, closing the socket.
+    let mut writer_task = writer_task;
+    if tokio::time::timeout(WRITER_FLUSH_TIMEOUT, &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
     result
 }
 
@@ -302,7 +340,14 @@ impl SessionReader {
                 tracing::debug!(%error, ?code, "undecodable request answered with an error");
                 let mut core = self.shared.lock();
                 core.touch(self.session_id, now_ms);
-                core.push_ready(self.session_id, header.xid, received, Err(code), None);
+                core.push_ready(
+                    self.session_id,
+                    self.connection_id,
+                    header.xid,
+                    received,
+                    Err(code),
+                    None,
+                );
                 return Ok(());
             }
             Err((_, error)) => return Err(ConnectionEnd::Protocol(error.to_string())),
@@ -318,14 +363,18 @@ impl SessionReader {
                     request,
                 }
             };
-            {
+            let origin = {
                 let mut core = self.shared.lock();
                 core.touch(self.session_id, now_ms);
-                core.push_write(self.session_id, xid, received);
-            }
+                if !core.push_write(self.session_id, self.connection_id, xid, received) {
+                    return Err(ConnectionEnd::Stopped("replaced by a newer connection"));
+                }
+                core.origin(self.connection_id)
+            };
             let entry = Entry {
                 session_id: self.session_id,
                 xid,
+                origin,
                 time_ms: crate::wall_clock_ms(),
                 op,
             };
@@ -333,7 +382,9 @@ impl SessionReader {
             if let EntryOp::Write { auth, .. } = entry.op {
                 self.auth = auth;
             }
-            self.shared.propose_for(self.session_id, xid, payload).await;
+            self.shared
+                .propose_for(self.session_id, self.connection_id, xid, payload)
+                .await;
             return Ok(());
         }
         if let Request::Sync(path) = &request {
@@ -356,12 +407,26 @@ impl SessionReader {
             core.set_auth(self.session_id, self.connection_id, &self.auth);
         }
         match ready {
-            Some((reply, zxid)) => core.push_ready(self.session_id, xid, received, reply, zxid),
-            None => core.push_read(self.session_id, xid, received, request, self.auth.clone()),
+            Some((reply, zxid)) => core.push_ready(
+                self.session_id,
+                self.connection_id,
+                xid,
+                received,
+                reply,
+                zxid,
+            ),
+            None => core.push_read(
+                self.session_id,
+                self.connection_id,
+                xid,
+                received,
+                request,
+                self.auth.clone(),
+            ),
         }
         if auth_failed {
             // ZooKeeper answers AuthFailed, then closes the connection.
-            core.close_after_flush(self.session_id);
+            core.close_after_flush(self.session_id, self.connection_id);
         }
         Ok(())
     }
@@ -372,10 +437,13 @@ impl SessionReader {
         {
             let mut core = self.shared.lock();
             core.touch(self.session_id, now_ms);
-            core.push_write(self.session_id, xid, received);
+            if !core.push_write(self.session_id, self.connection_id, xid, received) {
+                return;
+            }
         }
         let barrier = self.shared.replica().read_barrier();
-        let (shared, session_id) = (self.shared.clone(), self.session_id);
+        let (shared, session_id, connection_id) =
+            (self.shared.clone(), self.session_id, self.connection_id);
         tokio::spawn(async move {
             let reply = match barrier.await {
                 Ok(()) => Ok(Response::Sync { path }),
@@ -384,7 +452,9 @@ impl SessionReader {
                     Err(ErrorCode::ConnectionLoss)
                 }
             };
-            shared.lock().complete(session_id, xid, reply);
+            shared
+                .lock()
+                .complete(session_id, connection_id, xid, reply);
         });
     }
 
@@ -396,6 +466,29 @@ impl SessionReader {
             self.peer_ip.as_deref(),
             super_digest,
         )?;
+        let size = |ids: &[Id]| {
+            ids.iter()
+                .map(|id| id.scheme.len() + id.id.len())
+                .sum::<usize>()
+        };
+        let new: Vec<&Id> = ids.iter().filter(|id| !self.auth.contains(id)).collect();
+        let count = self.auth.len() + new.len();
+        let bytes = size(&self.auth)
+            + new
+                .iter()
+                .map(|id| id.scheme.len() + id.id.len())
+                .sum::<usize>();
+        if count > AUTH_IDS_PER_CONNECTION_MAX || bytes > AUTH_ID_BYTES_PER_CONNECTION_MAX {
+            tracing::warn!(
+                session_id = format_args!("0x{:x}", self.session_id),
+                ids = count,
+                bytes,
+                ids_max = AUTH_IDS_PER_CONNECTION_MAX,
+                bytes_max = AUTH_ID_BYTES_PER_CONNECTION_MAX,
+                "addauth refused: the connection would hold more auth ids than allowed"
+            );
+            return Err(ErrorCode::AuthFailed);
+        }
         for id in ids {
             if !self.auth.contains(&id) {
                 // Added ids go before the connection's own `ip` id, the order whoAmI shows.

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rzk_proto::{ErrorCode, Id, Reply, Request};
-use rzk_state_machine::{Applied, Entry, EntryOp, Notification, SessionId, StateMachine};
+use rzk_state_machine::{
+    Applied, Entry, EntryOp, Notification, SessionId, StateMachine, ORIGIN_CONNECTION_BITS,
+};
 use tokio::sync::{mpsc, Notify};
 
 use crate::expiry::ExpiryTracker;
@@ -97,16 +99,34 @@ pub struct Core {
     attached: HashMap<SessionId, Attached>,
     /// Sessions touched since the last report to the leader (ensemble members only).
     touched: HashSet<SessionId>,
+    /// This member's id: an applied write whose [`Entry::origin`] names another member was not
+    /// proposed by a connection here.
+    member_id: u64,
 }
 
 impl Core {
-    pub fn new(sm: StateMachine, tick_ms: u32) -> Core {
+    pub fn new(sm: StateMachine, tick_ms: u32, member_id: u64) -> Core {
         Core {
             sm,
             expiry: ExpiryTracker::new(tick_ms),
             attached: HashMap::new(),
             touched: HashSet::new(),
+            member_id,
         }
+    }
+
+    /// The [`Entry::origin`] of a write proposed by `connection_id` on this member.
+    pub fn origin(&self, connection_id: u64) -> u64 {
+        Entry::origin_of(self.member_id, connection_id)
+    }
+
+    /// The session's pending queue, if `connection_id` is still its connection here. A
+    /// connection replaced by a newer one (the session reattached) must not queue into the
+    /// newer one's FIFO: both may use the same xids.
+    fn attached_by(&mut self, session_id: SessionId, connection_id: u64) -> Option<&mut Attached> {
+        self.attached
+            .get_mut(&session_id)
+            .filter(|attached| attached.connection_id == connection_id)
     }
 
     pub fn attached_count(&self) -> usize {
@@ -214,20 +234,29 @@ impl Core {
 
     /// Answer a pending slot (queued with [`Core::push_write`]) that needed no log entry, such
     /// as a `sync` once the read barrier passed.
-    pub fn complete(&mut self, session_id: SessionId, xid: i32, reply: Reply) {
+    pub fn complete(&mut self, session_id: SessionId, connection_id: u64, xid: i32, reply: Reply) {
         let zxid = self.sm.last_zxid();
-        self.complete_write(session_id, xid, zxid, reply)
+        self.complete_write(session_id, Some(connection_id), xid, zxid, reply)
     }
 
-    /// Queue a write that is about to be proposed.
-    pub fn push_write(&mut self, session_id: SessionId, xid: i32, received: Received) {
-        if let Some(attached) = self.attached.get_mut(&session_id) {
-            attached.pending.push_back(Pending::Write {
-                xid,
-                received,
-                result: None,
-            });
-        }
+    /// Queue a write about to be proposed. False when `connection_id` is no longer the
+    /// session's connection: the caller must not propose it.
+    pub fn push_write(
+        &mut self,
+        session_id: SessionId,
+        connection_id: u64,
+        xid: i32,
+        received: Received,
+    ) -> bool {
+        let Some(attached) = self.attached_by(session_id, connection_id) else {
+            return false;
+        };
+        attached.pending.push_back(Pending::Write {
+            xid,
+            received,
+            result: None,
+        });
+        true
     }
 
     /// Queue an already computed reply behind the session's pending requests; `zxid` is the
@@ -235,12 +264,13 @@ impl Core {
     pub fn push_ready(
         &mut self,
         session_id: SessionId,
+        connection_id: u64,
         xid: i32,
         received: Received,
         reply: Reply,
         zxid: Option<i64>,
     ) {
-        if let Some(attached) = self.attached.get_mut(&session_id) {
+        if let Some(attached) = self.attached_by(session_id, connection_id) {
             attached.pending.push_back(Pending::Ready {
                 xid,
                 received,
@@ -255,12 +285,13 @@ impl Core {
     pub fn push_read(
         &mut self,
         session_id: SessionId,
+        connection_id: u64,
         xid: i32,
         received: Received,
         request: Request,
         auth: Vec<Id>,
     ) {
-        if let Some(attached) = self.attached.get_mut(&session_id) {
+        if let Some(attached) = self.attached_by(session_id, connection_id) {
             attached.pending.push_back(Pending::Read {
                 xid,
                 received,
@@ -272,23 +303,43 @@ impl Core {
     }
 
     /// Close the session's connection once everything queued before now is answered.
-    pub fn close_after_flush(&mut self, session_id: SessionId) {
-        if let Some(attached) = self.attached.get_mut(&session_id) {
+    pub fn close_after_flush(&mut self, session_id: SessionId, connection_id: u64) {
+        if let Some(attached) = self.attached_by(session_id, connection_id) {
             attached.pending.push_back(Pending::Close);
         }
         self.flush(session_id);
     }
 
-    /// A proposal failed before it was applied: answer it with `code` in its turn.
-    pub fn fail_write(&mut self, session_id: SessionId, xid: i32, code: ErrorCode) {
+    /// A proposal of `connection_id` failed before it was applied: answer it with `code` in its
+    /// turn.
+    pub fn fail_write(
+        &mut self,
+        session_id: SessionId,
+        connection_id: u64,
+        xid: i32,
+        code: ErrorCode,
+    ) {
         let zxid = self.sm.last_zxid();
-        self.complete_write(session_id, xid, zxid, Err(code))
+        self.complete_write(session_id, Some(connection_id), xid, zxid, Err(code))
     }
 
-    fn complete_write(&mut self, session_id: SessionId, xid: i32, zxid: i64, reply: Reply) {
+    /// Fill in the result of the pending write `xid` of the session's connection here, if
+    /// `connection_id` (when known) is that connection; otherwise the connection that proposed
+    /// it is gone and nobody is answered, as ZooKeeper drops a reply for a closed connection.
+    fn complete_write(
+        &mut self,
+        session_id: SessionId,
+        connection_id: Option<u64>,
+        xid: i32,
+        zxid: i64,
+        reply: Reply,
+    ) {
         let Some(attached) = self.attached.get_mut(&session_id) else {
             return;
         };
+        if connection_id.is_some_and(|id| id != attached.connection_id) {
+            return;
+        }
         let slot = attached
             .pending
             .iter_mut()
@@ -422,12 +473,33 @@ impl Core {
                 );
             }
         }
-        self.complete_write(entry.session_id, entry.xid, applied.zxid, applied.reply);
+        // Only the connection that proposed the write is answered (0: proposed by a server task,
+        // or logged by an rzk from before origins, which matched by xid alone).
+        let proposer = match entry.origin {
+            0 => Some(None),
+            origin if origin >> ORIGIN_CONNECTION_BITS == self.member_id => {
+                Some(Some(origin & ((1 << ORIGIN_CONNECTION_BITS) - 1)))
+            }
+            _ => None,
+        };
+        if let Some(connection_id) = proposer {
+            self.complete_write(
+                entry.session_id,
+                connection_id,
+                entry.xid,
+                applied.zxid,
+                applied.reply,
+            );
+        }
         for session_id in applied.closed_sessions {
             self.expiry.remove(session_id);
             if self.attached.contains_key(&session_id) {
                 self.send(session_id, Outbound::Close);
-                self.attached.remove(&session_id);
+                if let Some(attached) = self.attached.remove(&session_id) {
+                    // The reader stops too, and the connection ends once the writer has sent
+                    // the Close (bounded: a client that reads nothing is cut off).
+                    attached.kill.notify_one();
+                }
                 self.sm.drop_watches(session_id);
             }
         }

@@ -114,7 +114,7 @@ impl Shared {
     fn new(options: ServerOptions) -> Shared {
         let sm = StateMachine::new(options.state_machine.clone());
         Shared {
-            core: Mutex::new(Core::new(sm, options.tick_ms)),
+            core: Mutex::new(Core::new(sm, options.tick_ms, options.server_id)),
             stats: ServerStats::default(),
             next_session_id: AtomicI64::new(session_id::first_session_id(
                 options.server_id,
@@ -185,22 +185,31 @@ impl Shared {
         }
     }
 
-    /// Propose an entry (encoded) for a session's pending write; a failed proposal is answered
-    /// in turn.
-    pub async fn propose_for(self: &Arc<Self>, session_id: SessionId, xid: i32, payload: Vec<u8>) {
+    /// Propose an entry (encoded) for a pending write of a session's connection; a failed
+    /// proposal is answered in turn, on that connection only.
+    pub async fn propose_for(
+        self: &Arc<Self>,
+        session_id: SessionId,
+        connection_id: u64,
+        xid: i32,
+        payload: Vec<u8>,
+    ) {
         let fail = move |shared: &Shared, error: ProposeError| {
             tracing::warn!(%error, "write not committed");
             let code = match error {
-                ProposeError::NoLeader => ErrorCode::ConnectionLoss,
-                ProposeError::Storage(_) | ProposeError::ShuttingDown => ErrorCode::SystemError,
+                // The entry may still commit (after a leader change, or it was in the log
+                // when this server began to stop): the outcome is unknown, which is what
+                // ConnectionLoss tells a client, not a definite failure.
+                ProposeError::NoLeader | ProposeError::ShuttingDown => ErrorCode::ConnectionLoss,
+                // The entry never entered the log.
+                ProposeError::Storage(_) => ErrorCode::SystemError,
             };
             let mut core = shared.lock();
-            core.fail_write(session_id, xid, code);
+            core.fail_write(session_id, connection_id, xid, code);
             if code == ErrorCode::ConnectionLoss {
-                // The entry may still commit after a leader change, so this session's order can
-                // no longer be kept on this connection: close it, as ZooKeeper does, and let the
-                // client reconnect and re-read.
-                core.close_after_flush(session_id);
+                // This session's order can no longer be kept on this connection: close it,
+                // as ZooKeeper does, and let the client reconnect and re-read.
+                core.close_after_flush(session_id, connection_id);
             }
         };
         // The clock is read for the commit-latency metric only when metrics are on.
@@ -535,6 +544,7 @@ async fn expiry_loop(shared: Arc<Shared>) {
             let entry = Entry {
                 session_id,
                 xid: 0,
+                origin: 0,
                 time_ms: wall_clock_ms(),
                 op: EntryOp::CloseSession,
             };
@@ -571,6 +581,7 @@ async fn container_loop(shared: Arc<Shared>) {
             let entry = Entry {
                 session_id: 0,
                 xid: 0,
+                origin: 0,
                 time_ms: wall_clock_ms(),
                 op: EntryOp::Write {
                     auth: Vec::new(),
@@ -595,6 +606,7 @@ mod tests {
         let entry = Entry {
             session_id,
             xid: 1,
+            origin: 0,
             time_ms: 1_700_000_000_000,
             op,
         };

@@ -6,8 +6,14 @@ use rzk_proto::{jute, Id, Request};
 use crate::jute::{Reader, Writer};
 use crate::SessionId;
 
-/// Bumped whenever the entry layout changes; decode refuses other versions.
-const ENTRY_FORMAT_VERSION: u8 = 1;
+/// Bumped whenever the entry layout changes; decode reads this one and the ones before it
+/// ([`ENTRY_FORMAT_VERSION_NO_ORIGIN`]) and refuses others.
+const ENTRY_FORMAT_VERSION: u8 = 2;
+/// Entries written before [`Entry::origin`] existed (decoded with origin 0).
+const ENTRY_FORMAT_VERSION_NO_ORIGIN: u8 = 1;
+
+/// Bits of [`Entry::origin`] that hold the connection id (the member id is above them).
+pub const ORIGIN_CONNECTION_BITS: u32 = 48;
 
 /// What [`Entry::encode`] reserves up front; larger entries grow past it.
 const ENTRY_BYTES_TYPICAL: usize = 256;
@@ -23,6 +29,11 @@ pub struct Entry {
     pub session_id: SessionId,
     /// The client's xid, so the member holding the connection can route the reply.
     pub xid: i32,
+    /// Which connection proposed it: `member id << ORIGIN_CONNECTION_BITS | connection id`
+    /// ([`Entry::origin_of`]), so that the reply goes to that connection and to no other
+    /// (after a session moves to a new connection, both may use the same xids). 0: not
+    /// proposed by a client connection, or written by an rzk from before the field.
+    pub origin: u64,
     /// Wall-clock ms stamped by the proposer; becomes ctime/mtime.
     pub time_ms: i64,
     pub op: EntryOp,
@@ -45,8 +56,17 @@ pub enum EntryDecodeError {
 }
 
 impl Entry {
+    /// The [`Entry::origin`] of a connection on a member.
+    pub fn origin_of(member_id: u64, connection_id: u64) -> u64 {
+        debug_assert!(
+            connection_id < 1 << ORIGIN_CONNECTION_BITS,
+            "connection id too large"
+        );
+        member_id << ORIGIN_CONNECTION_BITS | connection_id & ((1 << ORIGIN_CONNECTION_BITS) - 1)
+    }
+
     /// Deterministic bytes for the log (jute-encoded request inside):
-    /// `u8 version, i64 session_id, i32 xid, i64 time_ms, u8 kind` then, by kind,
+    /// `u8 version, i64 session_id, i32 xid, u64 origin, i64 time_ms, u8 kind` then, by kind,
     /// `i32 timeout_ms` | nothing | `vector<Id> auth, i32 op, record` where the record is the
     /// request's jute body exactly as a client sends it (rzk-proto's codec).
     pub fn encode(&self) -> Vec<u8> {
@@ -58,6 +78,7 @@ impl Entry {
         writer.u8(ENTRY_FORMAT_VERSION);
         writer.i64(self.session_id);
         writer.i32(self.xid);
+        writer.i64(self.origin as i64);
         writer.i64(self.time_ms);
         match &self.op {
             EntryOp::CreateSession { timeout_ms } => {
@@ -105,11 +126,16 @@ fn decode_request(reader: &mut Reader<'_>) -> Result<Request, String> {
 
 fn decode_fields(reader: &mut Reader<'_>) -> Result<Entry, String> {
     let version = reader.u8()?;
-    if version != ENTRY_FORMAT_VERSION {
+    if version != ENTRY_FORMAT_VERSION && version != ENTRY_FORMAT_VERSION_NO_ORIGIN {
         return Err(format!("entry format version {version} is not supported"));
     }
     let session_id = reader.i64()?;
     let xid = reader.i32()?;
+    let origin = if version == ENTRY_FORMAT_VERSION {
+        reader.i64()? as u64
+    } else {
+        0
+    };
     let time_ms = reader.i64()?;
     let op = match reader.u8()? {
         KIND_CREATE_SESSION => EntryOp::CreateSession {
@@ -132,6 +158,7 @@ fn decode_fields(reader: &mut Reader<'_>) -> Result<Entry, String> {
     Ok(Entry {
         session_id,
         xid,
+        origin,
         time_ms,
         op,
     })

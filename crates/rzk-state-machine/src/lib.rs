@@ -58,7 +58,7 @@ mod write;
 
 pub use acl::{auth_id_for, auth_ids_for, digest_id};
 pub use digest::znode_digest;
-pub use entry::{Entry, EntryDecodeError, EntryOp};
+pub use entry::{Entry, EntryDecodeError, EntryOp, ORIGIN_CONNECTION_BITS};
 pub use watch::WATCHES_PER_SESSION_MAX;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

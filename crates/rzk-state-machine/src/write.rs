@@ -646,6 +646,7 @@ mod tests {
             .apply(&Entry {
                 session_id: 1,
                 xid: 0,
+                origin: 0,
                 time_ms: 5,
                 op: write,
             })
@@ -673,6 +674,7 @@ mod tests {
         state.apply(&Entry {
             session_id: 1,
             xid: 0,
+            origin: 0,
             time_ms: 1,
             op: EntryOp::CreateSession { timeout_ms: 1 },
         });

@@ -251,6 +251,7 @@ fn apply_unchecked(h: &mut Harness, request: Request) {
     let entry = Entry {
         session_id: S1,
         xid: 1,
+        origin: 0,
         time_ms: h.time_ms,
         op: EntryOp::Write {
             auth: vec![],

@@ -120,6 +120,7 @@ fn snapshot_round_trip() {
     let entry = Entry {
         session_id: S1,
         xid: 9,
+        origin: 0,
         time_ms: T0 + 100,
         op: EntryOp::CloseSession,
     };

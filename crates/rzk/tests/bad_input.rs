@@ -705,3 +705,203 @@ fn close_session_and_bad_reconnects() {
     assert_eq!((response.timeout_ms, response.session_id), (0, 0));
     assert_alive(&mut rzk, "bad reconnects");
 }
+
+/// A session that moves to a new connection while the old one's writes are still in the log
+/// (a client reconnecting mid-pipeline; kazoo counts xids from 1 again after a reconnect): the
+/// new connection gets exactly its own replies, in order, never the old connection's results
+/// for the same xids; every write of the new connection is applied, and the server serves on.
+#[test]
+fn a_session_moved_mid_pipeline_gets_only_its_own_replies() {
+    let mut server = RzkServer::start(&[]);
+    let port = server.port();
+    let mut old = Wire::connect(port);
+    assert_eq!(old.call(&create("/moved", Vec::new())).err(), 0);
+    for xid in 1..=2000 {
+        old.send_with_xid(xid, &create(&format!("/moved/old-{xid}"), vec![1; 100]));
+    }
+    let mut new = Wire::unconnected(port);
+    let takeover = ConnectRequest {
+        session_id: old.session_id,
+        password: old.password.clone(),
+        ..wire::new_session_request()
+    };
+    let response = new.handshake(&takeover).expect("the session reattaches");
+    assert_eq!(response.session_id, old.session_id, "{response:?}");
+    for xid in 1..=50 {
+        new.send_with_xid(xid, &create(&format!("/moved/new-{xid}"), Vec::new()));
+    }
+    for xid in 1..=50 {
+        let answer = new
+            .try_reply(xid, rzk_proto::OpCode::Create)
+            .unwrap_or_else(|problem| panic!("reply to the new connection's xid {xid}: {problem}"));
+        assert_eq!(
+            answer.reply,
+            Ok(rzk_proto::Response::Create {
+                path: format!("/moved/new-{xid}")
+            }),
+            "xid {xid} of the new connection"
+        );
+    }
+    drop(old);
+    let children = new.call(&Request::GetChildren(PathWatchRequest {
+        path: "/moved".to_string(),
+        watch: false,
+    }));
+    let Ok(rzk_proto::Response::GetChildren { children }) = children.reply else {
+        panic!("getChildren /moved: {children:?}");
+    };
+    let moved = children.iter().filter(|c| c.starts_with("new-")).count();
+    assert_eq!(moved, 50, "{children:?}");
+    assert_alive(&mut server, "a session moved mid-pipeline");
+}
+
+/// Reads and discards frames until the server closes the connection; Err if it is still open
+/// after `within`.
+fn drained_until_closed(wire: &mut Wire, within: Duration) -> Result<usize, String> {
+    let deadline = Instant::now() + within;
+    let mut frames = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "still open after {within:?} ({frames} frames read)"
+            ));
+        }
+        match wire.read_frame(left) {
+            Ok(None) => return Ok(frames),
+            Ok(Some(_)) => frames += 1,
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(format!(
+                    "still open after {within:?} ({frames} frames read)"
+                ))
+            }
+            // A reset is a close too.
+            Err(_) => return Ok(frames),
+        }
+    }
+}
+
+/// Whether a process still holds the socket of the loopback connection from `client_port` to
+/// `server_port` (`/proc/net/tcp*`: a socket no process holds any more shows inode 0, or is
+/// gone).
+fn server_holds_connection(server_port: u16, client_port: u16) -> bool {
+    let port_of = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        text.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 9
+                && port_of(fields[1]) == Some(server_port)
+                && port_of(fields[2]) == Some(client_port)
+                && fields[9] != "0"
+        })
+    })
+}
+
+/// A connection that never sends its ConnectRequest is closed after the handshake timeout
+/// (ZooKeeper's sessionlessCnxnTimeout, 10 s), whether it sent nothing or half a frame.
+#[test]
+fn a_silent_connection_is_closed_after_the_handshake_timeout() {
+    let mut server = RzkServer::start(&[]);
+    let mut silent = Wire::unconnected(server.port());
+    let mut partial = Wire::unconnected(server.port());
+    partial
+        .send_raw(&[0, 0, 0, 44, 0, 0])
+        .expect("half a frame");
+    for (what, wire) in [("silent", &mut silent), ("half a frame", &mut partial)] {
+        let closed = drained_until_closed(wire, Duration::from_secs(20));
+        assert!(closed.is_ok(), "{what}: {closed:?}");
+    }
+    assert_alive(&mut server, "connections that never sent a ConnectRequest");
+}
+
+/// A client that stops reading while its replies pile up, then loses its session to a new
+/// connection: the server closes the old socket (its writer is stopped after a bounded flush)
+/// instead of keeping it, and its queued replies, until the client goes away.
+#[test]
+fn a_replaced_connection_that_reads_nothing_is_closed() {
+    let mut server = RzkServer::start(&[]);
+    let port = server.port();
+    let mut stalled = Wire::connect(port);
+    let stalled_port = stalled.stream().local_addr().expect("local address").port();
+    assert_eq!(
+        stalled.call(&create("/big", vec![7; 500_000])).err(),
+        0,
+        "create /big"
+    );
+    let get = Request::GetData(PathWatchRequest {
+        path: "/big".to_string(),
+        watch: false,
+    });
+    // Far more than the socket buffers hold: the server's writer blocks.
+    for _ in 0..200 {
+        stalled.send(&get);
+    }
+    let mut new = Wire::unconnected(port);
+    let takeover = ConnectRequest {
+        session_id: stalled.session_id,
+        password: stalled.password.clone(),
+        ..wire::new_session_request()
+    };
+    new.handshake(&takeover).expect("the session reattaches");
+    assert_eq!(new.call(&exists("/big")).err(), 0);
+    // Without reading from the stalled socket, the server must let go of it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server_holds_connection(port, stalled_port) {
+        assert!(
+            Instant::now() < deadline,
+            "the server still holds the replaced connection after 20 s"
+        );
+        std::thread::yield_now();
+    }
+    let closed = drained_until_closed(&mut stalled, Duration::from_secs(30));
+    assert!(closed.is_ok(), "the replaced connection: {closed:?}");
+    assert_alive(&mut server, "a replaced connection that read nothing");
+}
+
+fn add_digest(wire: &mut Wire, credentials: &str) -> i32 {
+    let packet = rzk_proto::AuthPacket {
+        auth_type: 0,
+        scheme: "digest".to_string(),
+        auth: credentials.as_bytes().to_vec(),
+    };
+    wire.call_with_xid(-4, &Request::Auth(packet)).err()
+}
+
+/// Every write's log entry carries its connection's auth ids, so one connection may hold only
+/// so many (32, 8 KiB in all): past that, addauth fails like a bad credential (AuthFailed, then
+/// the connection closes) and the server keeps accepting writes from everyone.
+#[test]
+fn auth_ids_per_connection_are_bounded() {
+    let mut server = RzkServer::start(&[]);
+    let mut many = Wire::connect(server.port());
+    // The connection starts with its `ip` id: 31 more fit.
+    for user in 0..31 {
+        assert_eq!(
+            add_digest(&mut many, &format!("user{user}:pw")),
+            0,
+            "user{user}"
+        );
+    }
+    assert_eq!(add_digest(&mut many, "one-too-many:pw"), -115, "AuthFailed");
+    assert!(
+        drained_until_closed(&mut many, Duration::from_secs(10)).is_ok(),
+        "closed after AuthFailed"
+    );
+    let mut long = Wire::connect(server.port());
+    let user = "u".repeat(9 * 1024);
+    assert_eq!(
+        add_digest(&mut long, &format!("{user}:pw")),
+        -115,
+        "AuthFailed"
+    );
+    let mut fine = Wire::connect(server.port());
+    assert_eq!(add_digest(&mut fine, "alice:secret"), 0);
+    assert_eq!(fine.call(&create("/after-auth", Vec::new())).err(), 0);
+    assert_alive(&mut server, "connections that asked for too many auth ids");
+}

@@ -301,8 +301,16 @@ const STAT_FIELDS: [&str; 11] = [
 ];
 
 /// Every stat block in zkCli's stdout: eleven consecutive `field = value` lines in StatPrinter's order.
+/// zkCli's event thread prints a watch event (a blank line, `WATCHER::`, a blank line, then
+/// `WatchedEvent ...`) whenever it arrives, even between two lines of a stat block, so those
+/// lines are left out first.
 fn stat_blocks(stdout: &str) -> Vec<HashMap<String, String>> {
-    let lines: Vec<&str> = stdout.lines().collect();
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|line| {
+            !(line.is_empty() || *line == "WATCHER::" || line.starts_with("WatchedEvent "))
+        })
+        .collect();
     let mut blocks = Vec::new();
     let mut index = 0;
     while index < lines.len() {

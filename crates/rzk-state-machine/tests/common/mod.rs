@@ -47,6 +47,7 @@ impl Harness {
         let entry = Entry {
             session_id,
             xid: 1,
+            origin: 0,
             time_ms: self.time_ms,
             op,
         };

@@ -455,6 +455,8 @@ impl Core {
                 }
             }
             EntryOp::CloseSession | EntryOp::Write { .. } => {}
+            // The leader's zoo.cfg settings, now in effect on every member: nobody to answer.
+            EntryOp::Settings { .. } => return,
         }
         for notification in applied.notifications {
             let session_id = notification.session_id;

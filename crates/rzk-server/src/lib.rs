@@ -383,6 +383,11 @@ impl Server {
             let now_ms = shared.monotonic_ms();
             shared.lock().track_all_sessions(now_ms);
         }
+        warn_of_held_settings(&shared);
+        if shared.options.standalone {
+            // Before any client: every write is applied under this zoo.cfg's settings.
+            propose_settings(&shared).await;
+        }
         if shared.options.metrics {
             // Before any client: its requests are counted even if they come before the
             // metrics endpoint listens (`metrics::serve`).
@@ -507,6 +512,60 @@ async fn stalled_writes_loop(shared: Arc<Shared>, mut failures: watch::Receiver<
     }
 }
 
+/// zoo.cfg settings the tree keeps from taking effect, said once at start.
+fn warn_of_held_settings(shared: &Shared) {
+    let core = shared.lock();
+    let configured = &shared.options.state_machine;
+    if let Some(count) = core.sm.settings_kept_on_for_ttl_nodes(configured) {
+        tracing::warn!(
+            ttl_nodes = count,
+            "extendedTypesEnabled=false in zoo.cfg, but the tree holds TTL nodes: extended types stay on until they are deleted (or set extendedTypesEnabled=true)"
+        );
+    }
+    if let Some(count) = core.sm.settings_kept_off_for_sessions(configured) {
+        tracing::warn!(
+            sessions = count,
+            "extendedTypesEnabled=true in zoo.cfg, but open sessions have ids that read as TTL owners (created by a server with myid 255): extended types stay off until those sessions end"
+        );
+    }
+}
+
+/// The leader makes the replicated skipACL and extendedTypesEnabled follow its zoo.cfg: the
+/// state machine applies writes under the settings in its state, changed only by a Settings
+/// entry in the log, so a replay after a restart, and every member, gives the results the
+/// clients saw (a delete refused with NoAuth stays refused after a restart with skipACL=yes).
+/// Proposes one when they differ (or were never recorded) and waits until it is applied.
+async fn propose_settings(shared: &Arc<Shared>) {
+    let Some(op) = shared
+        .lock()
+        .sm
+        .settings_entry(&shared.options.state_machine)
+    else {
+        return;
+    };
+    tracing::info!(
+        ?op,
+        "putting this server's zoo.cfg settings into effect through the log"
+    );
+    let entry = Entry {
+        session_id: 0,
+        xid: 0,
+        origin: 0,
+        time_ms: wall_clock_ms(),
+        op,
+    };
+    match shared.replica().propose(entry.encode()).await {
+        Ok(proposal) => {
+            if let Ok(Err(error)) = proposal.await {
+                tracing::warn!(%error, "the settings entry did not commit; proposed again next tick");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not propose the settings entry; proposed again next tick")
+        }
+    }
+}
+
 /// Once a tick, close the sessions whose deadline passed, through the log.
 async fn expiry_loop(shared: Arc<Shared>) {
     let mut ticker =
@@ -535,6 +594,7 @@ async fn expiry_loop(shared: Arc<Shared>) {
                 continue;
             }
         }
+        propose_settings(&shared).await;
         let expired = shared.lock().expiry.take_expired(shared.monotonic_ms());
         for session_id in expired {
             tracing::info!(

@@ -21,9 +21,15 @@ const ENTRY_BYTES_TYPICAL: usize = 256;
 const KIND_CREATE_SESSION: u8 = 0;
 const KIND_CLOSE_SESSION: u8 = 1;
 const KIND_WRITE: u8 = 2;
+const KIND_SETTINGS: u8 = 3;
+
+/// The flags byte of a Settings entry.
+const SETTINGS_SKIP_ACL: u8 = 1;
+const SETTINGS_EXTENDED_TYPES: u8 = 2;
 
 /// One replicated change. Time and the requesting session travel with it, so applying it
-/// needs no clock. The zxid is not in the entry: the state machine gives `last_zxid + 1`.
+/// needs no clock. The zxid is not in the entry: the state machine gives `last_zxid + 1`
+/// (a Settings entry takes none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub session_id: SessionId,
@@ -47,6 +53,15 @@ pub enum EntryOp {
     CloseSession,
     /// A write request (`Request::is_write`), checked against the session's auth ids.
     Write { auth: Vec<Id>, request: Request },
+    /// The settings that change apply results, as the leader's zoo.cfg has them (`skipACL`,
+    /// `extendedTypesEnabled`): from this entry on every member applies with them, whatever
+    /// its own zoo.cfg says, so a replay gives what the clients saw. Takes no zxid (ZooKeeper
+    /// has no such transaction; a zxid would show up in clients' Stats). See
+    /// [`crate::StateMachine::settings_entry`].
+    Settings {
+        skip_acl: bool,
+        extended_types_enabled: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,8 +82,9 @@ impl Entry {
 
     /// Deterministic bytes for the log (jute-encoded request inside):
     /// `u8 version, i64 session_id, i32 xid, u64 origin, i64 time_ms, u8 kind` then, by kind,
-    /// `i32 timeout_ms` | nothing | `vector<Id> auth, i32 op, record` where the record is the
-    /// request's jute body exactly as a client sends it (rzk-proto's codec).
+    /// `i32 timeout_ms` | nothing | `vector<Id> auth, i32 op, record` | `u8 flags` where the
+    /// record is the request's jute body exactly as a client sends it (rzk-proto's codec), and
+    /// the Settings flags are bit 0 skip_acl, bit 1 extended_types_enabled, the rest zero.
     pub fn encode(&self) -> Vec<u8> {
         // Sized for a typical write (header, an `ip` auth id, path, ACL, ~100 B of data) so the
         // buffer is allocated once instead of growing through six reallocations.
@@ -87,6 +103,20 @@ impl Entry {
             }
             EntryOp::CloseSession => writer.u8(KIND_CLOSE_SESSION),
             EntryOp::Write { auth, request } => encode_write(&mut writer, auth, request),
+            EntryOp::Settings {
+                skip_acl,
+                extended_types_enabled,
+            } => {
+                writer.u8(KIND_SETTINGS);
+                let mut flags = 0;
+                if *skip_acl {
+                    flags |= SETTINGS_SKIP_ACL;
+                }
+                if *extended_types_enabled {
+                    flags |= SETTINGS_EXTENDED_TYPES;
+                }
+                writer.u8(flags);
+            }
         }
         writer.bytes
     }
@@ -151,6 +181,16 @@ fn decode_fields(reader: &mut Reader<'_>) -> Result<Entry, String> {
             EntryOp::Write {
                 auth,
                 request: decode_request(reader)?,
+            }
+        }
+        KIND_SETTINGS => {
+            let flags = reader.u8()?;
+            if flags & !(SETTINGS_SKIP_ACL | SETTINGS_EXTENDED_TYPES) != 0 {
+                return Err(format!("unknown settings flags {flags:#04x}"));
+            }
+            EntryOp::Settings {
+                skip_acl: flags & SETTINGS_SKIP_ACL != 0,
+                extended_types_enabled: flags & SETTINGS_EXTENDED_TYPES != 0,
             }
         }
         kind => return Err(format!("unknown entry kind {kind}")),

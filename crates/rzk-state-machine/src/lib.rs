@@ -9,10 +9,24 @@
 //! # Contract
 //! - [`StateMachine::apply`] takes committed [`Entry`]s strictly in log order and returns what
 //!   happened as data ([`Applied`]): the result for the requesting session and the watch events
-//!   to deliver. Every entry consumes one zxid (`last_zxid + 1`), failed writes included.
+//!   to deliver. Every entry consumes one zxid (`last_zxid + 1`), failed writes included,
+//!   except a Settings entry (below).
 //! - [`StateMachine::read`] serves a read for one session, registering watches if asked.
 //! - The watch table is local to the member (not in snapshots): the server registers the
 //!   watches of the sessions connected to it and drops them when a connection goes away.
+//!
+//! # Settings are replicated
+//! `skipACL` and `extendedTypesEnabled` change what a write does when it is applied, so they
+//! are part of the replicated state and change only through the log: an
+//! [`EntryOp::Settings`] entry sets them (it takes no zxid), snapshots carry them (format 4),
+//! and a log replayed after a restart, or on a member whose zoo.cfg says otherwise, gives the
+//! results the clients saw. The [`Options`] given to [`StateMachine::new`] (or to
+//! [`StateMachine::restore`] of a snapshot older than format 4) hold until the first Settings
+//! entry; the leader proposes one whenever [`StateMachine::settings_entry`] says its zoo.cfg
+//! is not what the state has. Two rules, decided from the state so that every member and every
+//! replay agrees: `extendedTypesEnabled` stays on while a TTL node exists (off, they would
+//! read as ephemerals of sessions that do not exist), and stays off while an open session's
+//! id reads as a TTL owner with it on (its ephemerals would read as TTL nodes).
 //!
 //! # The tree is persistent
 //! The nodes live in one `imbl::OrdMap` keyed by full path (a B+tree with structural sharing;
@@ -108,7 +122,9 @@ pub struct Applied {
     pub closed_sessions: Vec<SessionId>,
 }
 
-/// Tunables that change apply results; the same on every member.
+/// Tunables that change apply results. `skip_acl` and `extended_types_enabled` are replicated
+/// (see the crate docs, "Settings are replicated"): the values given here are the state's
+/// until a Settings entry or a format-4 snapshot says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Options {
     /// `extendedTypesEnabled`: TTL nodes allowed (else createTTL answers Unimplemented).
@@ -157,7 +173,11 @@ pub(crate) struct Session {
 
 /// The replicated state. See the crate docs for the contract.
 pub struct StateMachine {
+    /// `skip_acl` and `extended_types_enabled` are the effective (replicated) values.
     options: Options,
+    /// Whether a Settings entry was applied (directly or before the snapshot restored): until
+    /// then the settings are those of the `Options` this member started with.
+    settings_recorded: bool,
     last_zxid: i64,
     nodes: Nodes,
     sessions: BTreeMap<SessionId, Session>,
@@ -191,6 +211,7 @@ impl StateMachine {
             .sum();
         StateMachine {
             options,
+            settings_recorded: false,
             last_zxid: 0,
             nodes,
             sessions: BTreeMap::new(),
@@ -202,8 +223,78 @@ impl StateMachine {
         }
     }
 
+    /// The options applies run with: `skip_acl` and `extended_types_enabled` are the
+    /// replicated settings, which may differ from what this member was started with.
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// Whether the settings came from a Settings entry (applied, or before the restored
+    /// snapshot) rather than from the `Options` this member was started with.
+    pub fn settings_recorded(&self) -> bool {
+        self.settings_recorded
+    }
+
+    /// The Settings entry the leader should propose so that the state follows its zoo.cfg
+    /// (`configured`), or `None` when the state already has what applying it would give (the
+    /// rules of the crate docs included, so a setting held by them is not proposed again and
+    /// again). Always `Some` until a Settings entry was recorded.
+    pub fn settings_entry(&self, configured: &Options) -> Option<EntryOp> {
+        let up_to_date = self.settings_recorded
+            && self.options.skip_acl == configured.skip_acl
+            && self.options.extended_types_enabled
+                == self.extended_types_after(configured.extended_types_enabled);
+        (!up_to_date).then_some(EntryOp::Settings {
+            skip_acl: configured.skip_acl,
+            extended_types_enabled: configured.extended_types_enabled,
+        })
+    }
+
+    /// How many TTL nodes keep `extendedTypesEnabled` on when `configured` turns it off (for a
+    /// warning: it takes effect once they are gone); `None` when nothing holds it.
+    pub fn settings_kept_on_for_ttl_nodes(&self, configured: &Options) -> Option<usize> {
+        let held = self.options.extended_types_enabled
+            && !configured.extended_types_enabled
+            && !self.ttls.is_empty();
+        held.then_some(self.ttls.len())
+    }
+
+    /// How many open sessions whose ids read as TTL owners keep `extendedTypesEnabled` off
+    /// when `configured` turns it on (ids with top byte 0xff and bits 40-55 zero, from a
+    /// server with id 255); `None` when nothing holds it.
+    pub fn settings_kept_off_for_sessions(&self, configured: &Options) -> Option<usize> {
+        if self.options.extended_types_enabled || !configured.extended_types_enabled {
+            return None;
+        }
+        let sessions = self.sessions_reading_as_ttl_owners();
+        (sessions > 0).then_some(sessions)
+    }
+
+    /// The `extended_types_enabled` a Settings entry asking for `requested` leaves in the
+    /// state: what it asks, unless a TTL node holds it on or a TTL-looking session holds it off.
+    fn extended_types_after(&self, requested: bool) -> bool {
+        let current = self.options.extended_types_enabled;
+        if current && !requested && !self.ttls.is_empty() {
+            return true;
+        }
+        if !current && requested && self.sessions_reading_as_ttl_owners() > 0 {
+            return false;
+        }
+        requested
+    }
+
+    fn sessions_reading_as_ttl_owners(&self) -> usize {
+        self.sessions
+            .keys()
+            .filter(|&&id| matches!(node_kind(id, true), NodeKind::Ttl(_)))
+            .count()
+    }
+
+    /// A Settings entry: changes no node, takes no zxid.
+    fn apply_settings(&mut self, skip_acl: bool, extended_types_enabled: bool) {
+        self.options.extended_types_enabled = self.extended_types_after(extended_types_enabled);
+        self.options.skip_acl = skip_acl;
+        self.settings_recorded = true;
     }
 
     /// Last applied zxid (0 when empty).
@@ -213,6 +304,19 @@ impl StateMachine {
 
     /// Apply one committed entry. Deterministic: the same entries give the same state and results.
     pub fn apply(&mut self, entry: &Entry) -> Applied {
+        if let EntryOp::Settings {
+            skip_acl,
+            extended_types_enabled,
+        } = entry.op
+        {
+            self.apply_settings(skip_acl, extended_types_enabled);
+            return Applied {
+                zxid: self.last_zxid,
+                reply: Ok(Response::Empty),
+                notifications: Vec::new(),
+                closed_sessions: Vec::new(),
+            };
+        }
         let zxid = self.last_zxid.checked_add(1).expect("zxid overflow");
         assert!(zxid > self.last_zxid, "zxid must increase strictly");
         self.last_zxid = zxid;
@@ -227,6 +331,7 @@ impl StateMachine {
                 self.apply_close_session(&mut context)
             }
             EntryOp::Write { auth, request } => self.apply_write(&mut context, auth, request),
+            EntryOp::Settings { .. } => unreachable!("Settings entries are applied above"),
         };
         let notifications = self.fire(&context.events, zxid);
         for session in &closed_sessions {
@@ -395,6 +500,8 @@ impl StateMachine {
     }
 
     /// Rebuild from snapshot bytes. Corrupt or truncated bytes give an error, never a panic.
+    /// A format-4 snapshot's settings override `options.skip_acl` and
+    /// `options.extended_types_enabled`; older formats take them from `options`.
     pub fn restore(options: Options, bytes: &[u8]) -> Result<StateMachine, SnapshotError> {
         snapshot::read(options, bytes)
     }
@@ -456,6 +563,10 @@ impl StateMachine {
             .iter()
             .chain(&self.ttls)
             .all(|path| self.nodes.contains_key(&**path)));
+        assert!(
+            self.options.extended_types_enabled || self.ttls.is_empty(),
+            "TTL nodes indexed with extended types off"
+        );
         assert_eq!(data_size, self.data_size, "approximate data size drifted");
         self.watches.check_invariants();
     }

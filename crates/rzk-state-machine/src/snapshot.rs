@@ -2,8 +2,10 @@
 //! sealed with a CRC32C.
 //!
 //! ```text
-//! header:  "RZKS" | u32 version = 3
+//! header:  "RZKS" | u32 version = 4
 //! body:    i64 last_zxid
+//!          u8 settings   bit 0 skipACL, bit 1 extendedTypesEnabled, bit 2 recorded (a
+//!                        Settings entry was applied); the other bits zero
 //!          u32 sessions  { i64 id, i32 timeout_ms }
 //!          u64 nodes     { node }, in path order
 //! trailer: u64 body length | u32 crc32c(body)
@@ -30,7 +32,12 @@
 //! length is known only at the end, hence the trailer; the bytes can be written as they are
 //! encoded, in pieces that stay in the CPU's cache on their way to the compressor and the file.
 //!
-//! Formats 1 and 2 are still read:
+//! The settings are the replicated `skipACL` and `extendedTypesEnabled` (see the crate docs):
+//! restored, they override the [`Options`] given to `restore`, and the nodes are read with
+//! the stored extendedTypesEnabled.
+//!
+//! Formats 1 to 3 are still read, with the settings taken from the `Options` (not recorded).
+//! Format 3 is format 4 without the settings byte. Formats 1 and 2:
 //!
 //! ```text
 //! header:  "RZKS" | u32 version | u64 body length | [version 1: u32 crc32c(body)]
@@ -67,8 +74,15 @@ const MAGIC: &[u8; 4] = b"RZKS";
 const FORMAT_VERSION_CRC_FIRST: u32 = 1;
 /// Version 2: fixed-layout nodes, CRC after the body (read only; written for tests).
 const FORMAT_VERSION_FIXED: u32 = 2;
-/// Version 3: compact nodes, length and CRC after the body (written).
-const FORMAT_VERSION: u32 = 3;
+/// Version 3: compact nodes, length and CRC after the body (read only; written for tests).
+const FORMAT_VERSION_COMPACT: u32 = 3;
+/// Version 4: version 3 with the settings after last_zxid (written).
+const FORMAT_VERSION: u32 = 4;
+/// The settings byte of format 4 (see the module docs).
+const SETTINGS_SKIP_ACL: u8 = 1;
+const SETTINGS_EXTENDED_TYPES: u8 = 2;
+const SETTINGS_RECORDED: u8 = 4;
+const KNOWN_SETTINGS: u8 = SETTINGS_SKIP_ACL | SETTINGS_EXTENDED_TYPES | SETTINGS_RECORDED;
 const HEADER_BYTES_V1: usize = 4 + 4 + 8 + 4;
 const HEADER_BYTES_V2: usize = 4 + 4 + 8;
 const TRAILER_BYTES_V2: usize = 4;
@@ -93,9 +107,11 @@ const KNOWN_FLAGS: u8 = HAS_DATA | HAS_MZXID | HAS_MTIME | HAS_PZXID | HAS_OWNER
 const CHUNK_BYTES: usize = 256 * 1024;
 
 /// What a snapshot holds, frozen at one zxid: the tree (shared with the live state, so the copy
-/// is O(1)) and the session table (copied: ids and timeouts only).
+/// is O(1)), the session table (copied: ids and timeouts only) and the replicated settings.
 pub struct SnapshotCopy {
     last_zxid: i64,
+    /// The settings byte of format 4 (see the module docs).
+    settings: u8,
     sessions: Vec<(SessionId, i32)>,
     nodes: Nodes,
     /// Sum of path and data lengths over the nodes: a size hint for an encoding in memory.
@@ -110,8 +126,20 @@ const _: fn() = || {
 
 impl SnapshotCopy {
     pub(crate) fn new(state: &StateMachine) -> SnapshotCopy {
+        let settings = [
+            (state.options.skip_acl, SETTINGS_SKIP_ACL),
+            (
+                state.options.extended_types_enabled,
+                SETTINGS_EXTENDED_TYPES,
+            ),
+            (state.settings_recorded, SETTINGS_RECORDED),
+        ]
+        .into_iter()
+        .filter(|(set, _)| *set)
+        .fold(0, |flags, (_, flag)| flags | flag);
         SnapshotCopy {
             last_zxid: state.last_zxid,
+            settings,
             sessions: state.sessions(),
             nodes: state.nodes.clone(),
             data_size: state.data_size,
@@ -138,12 +166,27 @@ impl SnapshotCopy {
     /// about 256 KiB, in one pass over the nodes; returns how many bytes it wrote. Fails only
     /// when `out` does.
     pub fn encode_to(&self, out: &mut dyn io::Write) -> io::Result<u64> {
+        self.encode_compact(FORMAT_VERSION, out)
+    }
+
+    /// The same state in format 3 (format 4 without the settings), which rzk no longer writes
+    /// but still reads: for tests of that reader only.
+    #[doc(hidden)]
+    pub fn encode_format_3(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.encode_compact(FORMAT_VERSION_COMPACT, &mut bytes)
+            .expect("writing into memory does not fail");
+        bytes
+    }
+
+    /// Format 4, or 3 (without the settings).
+    fn encode_compact(&self, version: u32, out: &mut dyn io::Write) -> io::Result<u64> {
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+        header.extend_from_slice(&version.to_be_bytes());
         out.write_all(&header)?;
         let mut body = Chunks::new(out);
-        self.write_sessions(&mut body)?;
+        self.write_sessions(&mut body, version == FORMAT_VERSION)?;
         body.writer.u64(self.nodes.len() as u64);
         let mut encoder = NodeEncoder::default();
         // The walk is bound by memory latency (a node's path and the node are separate
@@ -188,7 +231,7 @@ impl SnapshotCopy {
     pub fn encode_format_2(&self) -> Vec<u8> {
         let mut body = Vec::new();
         let mut chunks = Chunks::new(&mut body);
-        self.write_sessions(&mut chunks)
+        self.write_sessions(&mut chunks, false)
             .expect("writing into memory does not fail");
         let (lists, index_of) = fixed_acl_table(&self.nodes);
         chunks
@@ -210,9 +253,12 @@ impl SnapshotCopy {
         bytes
     }
 
-    /// The body's start: the last zxid and the session table (the same in every format).
-    fn write_sessions(&self, body: &mut Chunks<'_>) -> io::Result<()> {
+    /// The body's start: the last zxid, the settings (format 4 only) and the session table.
+    fn write_sessions(&self, body: &mut Chunks<'_>, settings: bool) -> io::Result<()> {
         body.writer.i64(self.last_zxid);
+        if settings {
+            body.writer.u8(self.settings);
+        }
         body.writer
             .u32(u32::try_from(self.sessions.len()).expect("more than u32::MAX sessions"));
         for (id, timeout_ms) in &self.sessions {
@@ -447,7 +493,7 @@ fn check_header(bytes: &[u8]) -> Result<(u32, &[u8]), SnapshotError> {
     let version = header.u32().map_err(SnapshotError::Corrupt)?;
     let too_short = || corrupt("shorter than its header and trailer");
     let (length, body, crc) = match version {
-        FORMAT_VERSION => {
+        FORMAT_VERSION | FORMAT_VERSION_COMPACT => {
             let body_end = bytes
                 .len()
                 .checked_sub(TRAILER_BYTES)
@@ -506,6 +552,15 @@ fn read_body(
     state.nodes = Nodes::new();
     state.data_size = 0;
     state.last_zxid = reader.i64()?;
+    if version == FORMAT_VERSION {
+        let settings = reader.u8()?;
+        if settings & !KNOWN_SETTINGS != 0 {
+            return Err(format!("unknown settings flags {settings:#04x}").into());
+        }
+        state.options.skip_acl = settings & SETTINGS_SKIP_ACL != 0;
+        state.options.extended_types_enabled = settings & SETTINGS_EXTENDED_TYPES != 0;
+        state.settings_recorded = settings & SETTINGS_RECORDED != 0;
+    }
     let sessions = reader.u32()? as usize;
     for _ in 0..sessions {
         let id = reader.i64()?;
@@ -518,7 +573,7 @@ fn read_body(
             return Err(format!("session {id:#x} listed twice").into());
         }
     }
-    let mut layout = if version == FORMAT_VERSION {
+    let mut layout = if version == FORMAT_VERSION || version == FORMAT_VERSION_COMPACT {
         NodeLayout::Compact(NodeDecoder::default())
     } else {
         let list_count = reader.u32()? as usize;
@@ -533,7 +588,14 @@ fn read_body(
     if node_count.saturating_mul(layout.node_bytes_min() as u64) > reader.remaining() as u64 {
         return Err(format!("node count {node_count} exceeds the bytes left").into());
     }
-    let nodes = read_nodes(&mut state, reader, &mut layout, node_count as usize)?;
+    let settings_stored = version == FORMAT_VERSION;
+    let nodes = read_nodes(
+        &mut state,
+        reader,
+        &mut layout,
+        node_count as usize,
+        settings_stored,
+    )?;
     state.nodes = fill_map(nodes);
     for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
         if !state.nodes.contains_key(special) {
@@ -544,7 +606,7 @@ fn read_body(
 }
 
 /// How the nodes of a body are laid out: fixed (formats 1 and 2, with the ACL lists read
-/// before them) or compact (format 3).
+/// before them) or compact (formats 3 and 4).
 enum NodeLayout {
     Fixed(Vec<AclList>),
     Compact(NodeDecoder),
@@ -689,12 +751,15 @@ type PathNode = (PathKey, Node);
 /// A parent comes before its children (its path is a prefix of theirs), so it is found in the
 /// nodes read so far: usually it is the previous node's parent, else a binary search finds it.
 /// Checks what [`StateMachine::link`] would assert, so a corrupt snapshot is an error and not a
-/// panic.
+/// panic. Node kinds follow the state's (stored or configured) extendedTypesEnabled; a TTL node
+/// with it off needs the setting only when it came from the configuration (`settings_stored`
+/// false): a stored setting is the one the nodes were written under.
 fn read_nodes(
     state: &mut StateMachine,
     reader: &mut Reader<'_>,
     layout: &mut NodeLayout,
     node_count: usize,
+    settings_stored: bool,
 ) -> Result<Vec<PathNode>, BodyError> {
     let extended = state.options.extended_types_enabled;
     let mut nodes: Vec<PathNode> = Vec::with_capacity(node_count);
@@ -730,7 +795,8 @@ fn read_nodes(
             }
         }
         if let NodeKind::Ephemeral(owner) = node_kind(node.stat().ephemeral_owner, extended) {
-            if !extended && node_kind(owner, true) != NodeKind::Ephemeral(owner) {
+            if !extended && !settings_stored && node_kind(owner, true) != NodeKind::Ephemeral(owner)
+            {
                 return Err(BodyError::NeedsSetting(format!(
                     "{path} is a TTL node (ephemeralOwner {owner:#x}) and extendedTypesEnabled is \
                      off: it was created while extendedTypesEnabled=true; set \

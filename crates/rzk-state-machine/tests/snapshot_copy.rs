@@ -47,25 +47,39 @@ fn ordered_harness() -> Harness {
     h
 }
 
-// Goal: the snapshot bytes of a fixed history are stable (format 3 pinned by length and
-// CRC32C; a change of order or layout fails), and the formats rzk wrote before still restore to
-// the same state. Method: format 2's bytes of the same history are a fixture written by the
-// format-2 encoder of 69b924b (the body pinned since format 1, rebuilt here around the same
-// body), and the hidden format-2 encoder of today gives the same bytes.
+// Goal: the snapshot bytes of a fixed history are stable (formats 3 and 4 pinned by length and
+// CRC32C; a change of order or layout fails; format 4 is format 3 with the settings byte after
+// last_zxid), and the formats rzk wrote before still restore to the same state. Method: format
+// 2's bytes of the same history are a fixture written by the format-2 encoder of 69b924b (the
+// body pinned since format 1, rebuilt here around the same body), and the hidden format-2
+// encoder of today gives the same bytes; format 3 comes from the hidden format-3 encoder.
 #[test]
 fn snapshot_bytes_of_a_fixed_history_are_pinned() {
     let h = ordered_harness();
     let bytes = h.sm.snapshot();
-    assert_eq!(&bytes[..8], b"RZKS\0\0\0\x03");
+    assert_eq!(&bytes[..8], b"RZKS\0\0\0\x04");
     let body = &bytes[8..bytes.len() - 12];
     assert_eq!(
         bytes[bytes.len() - 12..bytes.len() - 4],
         (body.len() as u64).to_be_bytes()
     );
     assert_eq!(bytes[bytes.len() - 4..], crc32c::crc32c(body).to_be_bytes());
+    let format_3 = h.sm.snapshot_copy().encode_format_3();
+    assert_eq!(
+        (format_3.len(), crc32c::crc32c(&format_3)),
+        (PINNED_V3_LEN, PINNED_V3_CRC),
+        "format-3 bytes changed"
+    );
+    // Format 4: the settings (extended types on, nothing recorded) after last_zxid.
+    assert_eq!(bytes[8..16], format_3[8..16]);
+    assert_eq!(bytes[16], 0b010);
+    assert_eq!(
+        bytes[17..bytes.len() - 12],
+        format_3[16..format_3.len() - 12]
+    );
     assert_eq!(
         (bytes.len(), crc32c::crc32c(&bytes)),
-        (PINNED_V3_LEN, PINNED_V3_CRC),
+        (PINNED_V4_LEN, PINNED_V4_CRC),
         "snapshot bytes changed"
     );
     let format_2 = include_bytes!("fixtures/ordered-history.v2.rzks");
@@ -88,7 +102,7 @@ fn snapshot_bytes_of_a_fixed_history_are_pinned() {
         (1550, 3_936_696_200),
         "snapshot body changed"
     );
-    for older in [&format_1[..], &format_2[..]] {
+    for older in [&format_1[..], &format_2[..], &format_3[..]] {
         let restored = StateMachine::restore(h.sm.options().clone(), older).unwrap();
         restored.check_invariants();
         assert_eq!(restored.digest(), h.sm.digest());
@@ -103,6 +117,8 @@ fn snapshot_bytes_of_a_fixed_history_are_pinned() {
 
 const PINNED_V3_LEN: usize = 424;
 const PINNED_V3_CRC: u32 = 2_864_555_386;
+const PINNED_V4_LEN: usize = 425;
+const PINNED_V4_CRC: u32 = 1_235_277_491;
 
 // Goal: encoding into a writer hands the bytes over in bounded pieces, as many as it says it wrote, the
 // same bytes as in memory; a writer's error comes back as an error. Method: a tree of about

@@ -228,6 +228,7 @@ async fn run_session(
     connection_id: u64,
 ) -> Result<(), ConnectionEnd> {
     let (out_tx, out_rx) = mpsc::channel(OUTBOUND_MESSAGES_MAX);
+    let queued_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let kill = Arc::new(Notify::new());
     let permits = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT_MAX));
     let peer_ip = shared.connection_ip(connection_id);
@@ -243,6 +244,7 @@ async fn run_session(
         session_id,
         connection_id,
         out_tx,
+        queued_bytes.clone(),
         kill.clone(),
         auth.clone(),
     );
@@ -254,6 +256,7 @@ async fn run_session(
     let writer_task = tokio::spawn(write_loop(
         writer,
         out_rx,
+        queued_bytes,
         permits.clone(),
         shared.clone(),
         stats.clone(),
@@ -507,6 +510,7 @@ impl SessionReader {
 async fn write_loop(
     mut writer: OwnedWriteHalf,
     mut queue: mpsc::Receiver<Outbound>,
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
     permits: Arc<Semaphore>,
     shared: Arc<Shared>,
     stats: Arc<ConnectionStats>,
@@ -517,10 +521,13 @@ async fn write_loop(
         let mut next = Some(first);
         // Counted per batch: the shared counters and the semaphore (a lock) once per write.
         let (mut replies, mut packets) = (0usize, 0u64);
+        // What these messages counted in the queue's bytes; taken off once they are written.
+        let mut batch_bytes = 0usize;
         // The clocks are read once per batch: a reply's latency ends when its batch is written.
         let now_ms = crate::wall_clock_ms();
         let now = Instant::now();
         while let Some(message) = next.take() {
+            batch_bytes += message.bytes();
             match message {
                 Outbound::Reply {
                     xid,
@@ -561,6 +568,7 @@ async fn write_loop(
         if writer.write_all(&out).await.is_err() {
             return;
         }
+        queued_bytes.fetch_sub(batch_bytes, Ordering::Relaxed);
         out.clear();
         if close {
             let _ = writer.shutdown().await;

@@ -13,10 +13,11 @@
 //! lets its queue fill is disconnected (see [`OUTBOUND_MESSAGES_MAX`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rzk_proto::{ErrorCode, Id, Reply, Request};
+use rzk_proto::{ErrorCode, Id, MultiResult, Reply, Request, Response};
 use rzk_state_machine::{
     Applied, Entry, EntryOp, Notification, SessionId, StateMachine, ORIGIN_CONNECTION_BITS,
 };
@@ -28,6 +29,14 @@ use crate::expiry::ExpiryTracker;
 /// socket while it has this many replies and events waiting is disconnected rather than
 /// letting the server buffer without bound.
 pub const OUTBOUND_MESSAGES_MAX: usize = 100_000;
+
+/// Bytes of replies and events queued for one connection and not yet written to its socket,
+/// at most this many (estimated by [`Outbound::bytes`]; one message is always let through
+/// when nothing is queued). A client that stops reading while asking for large nodes would
+/// otherwise hold up to [`crate::connection::REQUESTS_IN_FLIGHT_MAX`] replies of up to
+/// `jute.maxbuffer` each (a gigabyte) per connection; past this it is disconnected, as for
+/// [`OUTBOUND_MESSAGES_MAX`].
+pub const OUTBOUND_BYTES_MAX: usize = 64 << 20;
 
 /// When a request was read, and its opcode (the wire value): latency is measured, by opcode,
 /// when the reply is written.
@@ -50,6 +59,51 @@ pub enum Outbound {
     Notification(Notification),
     /// Flush what is queued, then close the socket.
     Close,
+}
+
+impl Outbound {
+    /// About how many bytes the message takes until it is written: what grows with the
+    /// request (data, names, paths) plus a fixed allowance for headers and Stats. The queue's
+    /// byte count ([`OUTBOUND_BYTES_MAX`]) adds it when the message is queued and the writer
+    /// takes it off once written, so both use this function on the same message.
+    pub fn bytes(&self) -> usize {
+        const FIXED: usize = 128;
+        let names = |names: &[String]| names.iter().map(|name| name.len() + 4).sum::<usize>();
+        let data = |data: &Option<Vec<u8>>| data.as_ref().map_or(0, Vec::len);
+        let body = match self {
+            Outbound::Reply {
+                reply: Ok(response),
+                ..
+            } => match response {
+                Response::Create { path } | Response::Create2 { path, .. } => path.len(),
+                Response::Sync { path } => path.len(),
+                Response::GetData { data: value, .. } => data(value),
+                Response::GetAcl { acl, .. } => acl.len() * 64,
+                Response::GetChildren { children } | Response::GetChildren2 { children, .. } => {
+                    names(children)
+                }
+                Response::GetEphemerals { ephemerals } => names(ephemerals),
+                Response::Multi(results) => results
+                    .iter()
+                    .map(|result| {
+                        FIXED
+                            + match result {
+                                MultiResult::Create { path }
+                                | MultiResult::Create2 { path, .. } => path.len(),
+                                MultiResult::GetChildren { children } => names(children),
+                                MultiResult::GetData { data: value, .. } => data(value),
+                                _ => 0,
+                            }
+                    })
+                    .sum(),
+                Response::WhoAmI { clients } => clients.len() * 64,
+                _ => 0,
+            },
+            Outbound::Reply { reply: Err(_), .. } | Outbound::Close => 0,
+            Outbound::Notification(notification) => notification.event.path.len(),
+        };
+        FIXED + body
+    }
 }
 
 /// One request of a session that has not been answered yet.
@@ -87,6 +141,8 @@ pub struct Attached {
     /// Tells the connection to stop (replaced by a newer connection, or the client is too slow).
     kill: Arc<Notify>,
     pending: VecDeque<Pending>,
+    /// Bytes queued for the writer and not yet written ([`OUTBOUND_BYTES_MAX`]), shared with it.
+    queued_bytes: Arc<AtomicUsize>,
     /// The connection's auth ids (its `ip` id and what addAuth added): a watch event reaches
     /// the session only if they may READ the znode it is about ([`StateMachine::may_deliver`]).
     auth: Vec<Id>,
@@ -139,6 +195,7 @@ impl Core {
         session_id: SessionId,
         connection_id: u64,
         out: mpsc::Sender<Outbound>,
+        queued_bytes: Arc<AtomicUsize>,
         kill: Arc<Notify>,
         auth: Vec<Id>,
     ) {
@@ -147,6 +204,7 @@ impl Core {
             out,
             kill,
             pending: VecDeque::new(),
+            queued_bytes,
             auth,
         };
         if let Some(old) = self.attached.insert(session_id, fresh) {
@@ -433,10 +491,16 @@ impl Core {
         let Some(attached) = self.attached.get(&session_id) else {
             return;
         };
-        if attached.out.try_send(message).is_err() {
+        let bytes = message.bytes();
+        let queued = attached.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        let too_many_bytes = queued > 0 && queued + bytes > OUTBOUND_BYTES_MAX;
+        if too_many_bytes || attached.out.try_send(message).is_err() {
+            attached.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             tracing::warn!(
                 session_id = format_args!("0x{session_id:x}"),
-                limit = OUTBOUND_MESSAGES_MAX,
+                messages_max = OUTBOUND_MESSAGES_MAX,
+                bytes_max = OUTBOUND_BYTES_MAX,
+                queued_bytes = queued,
                 "client is not reading its replies; closing its connection"
             );
             attached.kill.notify_one();

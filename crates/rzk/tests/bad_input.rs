@@ -803,6 +803,20 @@ fn server_holds_connection(server_port: u16, client_port: u16) -> bool {
     })
 }
 
+/// Waits (at most 20 s, polling `/proc/net/tcp*`) until the server no longer holds the
+/// connection from `client_port`, which the test has not read from.
+fn wait_until_released(server: &TestServer, client_port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server_holds_connection(server.port(), client_port) {
+        assert!(
+            Instant::now() < deadline,
+            "the server still holds {what} after 20 s\n{}",
+            server.log_tail()
+        );
+        std::thread::yield_now();
+    }
+}
+
 /// A connection that never sends its ConnectRequest is closed after the handshake timeout
 /// (ZooKeeper's sessionlessCnxnTimeout, 10 s), whether it sent nothing or half a frame.
 #[test]
@@ -851,14 +865,7 @@ fn a_replaced_connection_that_reads_nothing_is_closed() {
     new.handshake(&takeover).expect("the session reattaches");
     assert_eq!(new.call(&exists("/big")).err(), 0);
     // Without reading from the stalled socket, the server must let go of it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server_holds_connection(port, stalled_port) {
-        assert!(
-            Instant::now() < deadline,
-            "the server still holds the replaced connection after 20 s"
-        );
-        std::thread::yield_now();
-    }
+    wait_until_released(&server, stalled_port, "the replaced connection");
     let closed = drained_until_closed(&mut stalled, Duration::from_secs(30));
     assert!(closed.is_ok(), "the replaced connection: {closed:?}");
     assert_alive(&mut server, "a replaced connection that read nothing");
@@ -904,4 +911,35 @@ fn auth_ids_per_connection_are_bounded() {
     assert_eq!(add_digest(&mut fine, "alice:secret"), 0);
     assert_eq!(fine.call(&create("/after-auth", Vec::new())).err(), 0);
     assert_alive(&mut server, "connections that asked for too many auth ids");
+}
+
+/// A client that asks for large nodes and reads nothing: once the replies queued for it pass
+/// 64 MiB (OUTBOUND_BYTES_MAX), the server closes the connection instead of holding up to a
+/// thousand replies of up to jute.maxbuffer each, and serves everyone else.
+#[test]
+fn a_client_that_reads_no_large_replies_is_cut_off() {
+    let mut server = RzkServer::start(&[]);
+    let port = server.port();
+    let mut greedy = Wire::connect(port);
+    let greedy_port = greedy.stream().local_addr().expect("local address").port();
+    assert_eq!(
+        greedy.call(&create("/large", vec![7; 900_000])).err(),
+        0,
+        "create /large"
+    );
+    let get = Request::GetData(PathWatchRequest {
+        path: "/large".to_string(),
+        watch: false,
+    });
+    // 300 replies of 900 KB: 270 MB, far past the bound, far below the 1,000 in flight allowed.
+    for _ in 0..300 {
+        greedy.send(&get);
+    }
+    wait_until_released(&server, greedy_port, "a client that reads nothing");
+    assert!(
+        server.log().contains("client is not reading its replies"),
+        "{}",
+        server.log_tail()
+    );
+    assert_alive(&mut server, "a client that read none of its large replies");
 }

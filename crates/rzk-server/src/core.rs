@@ -111,6 +111,9 @@ impl Outbound {
 enum Pending {
     /// Proposed to the log; `result` is filled at apply (or when the proposal failed).
     Write {
+        /// The connection that proposed it; when that is not the session's connection any
+        /// more, the result is not sent (but the write still holds the session's order).
+        connection_id: u64,
         xid: i32,
         received: Received,
         result: Option<(i64, Reply)>,
@@ -158,6 +161,13 @@ pub struct Core {
     /// This member's id: an applied write whose [`Entry::origin`] names another member was not
     /// proposed by a connection here.
     member_id: u64,
+    /// Writes of sessions with no connection here that were proposed by a connection that went
+    /// away and are not applied yet. A connection that takes the session over here starts its
+    /// queue with them, so its requests are answered after them (per-session order across a
+    /// reconnect, as ZooKeeper keeps it: a kazoo lock that retries a create after a lost
+    /// connection must see the first attempt). Each leaves once its proposal resolves, which
+    /// every proposal does exactly once.
+    orphans: HashMap<SessionId, VecDeque<Pending>>,
 }
 
 impl Core {
@@ -168,6 +178,23 @@ impl Core {
             attached: HashMap::new(),
             touched: HashSet::new(),
             member_id,
+            orphans: HashMap::new(),
+        }
+    }
+
+    /// A connection's attachment ends: its writes still in the log stay queued for the
+    /// session (see `orphans`), the rest of its queue is dropped with it.
+    fn release(&mut self, session_id: SessionId, attached: Attached) {
+        let unresolved: VecDeque<Pending> = attached
+            .pending
+            .into_iter()
+            .filter(|pending| matches!(pending, Pending::Write { result: None, .. }))
+            .collect();
+        if !unresolved.is_empty() {
+            self.orphans
+                .entry(session_id)
+                .or_default()
+                .extend(unresolved);
         }
     }
 
@@ -199,18 +226,20 @@ impl Core {
         kill: Arc<Notify>,
         auth: Vec<Id>,
     ) {
+        if let Some(old) = self.attached.remove(&session_id) {
+            old.kill.notify_one();
+            self.sm.drop_watches(session_id);
+            self.release(session_id, old);
+        }
         let fresh = Attached {
             connection_id,
             out,
             kill,
-            pending: VecDeque::new(),
+            pending: self.orphans.remove(&session_id).unwrap_or_default(),
             queued_bytes,
             auth,
         };
-        if let Some(old) = self.attached.insert(session_id, fresh) {
-            old.kill.notify_one();
-            self.sm.drop_watches(session_id);
-        }
+        self.attached.insert(session_id, fresh);
     }
 
     /// The connection's auth ids changed (addAuth): later watch events are checked with these.
@@ -232,7 +261,9 @@ impl Core {
             .get(&session_id)
             .is_some_and(|a| a.connection_id == connection_id)
         {
-            self.attached.remove(&session_id);
+            if let Some(attached) = self.attached.remove(&session_id) {
+                self.release(session_id, attached);
+            }
             self.sm.drop_watches(session_id);
         }
     }
@@ -262,6 +293,7 @@ impl Core {
         if let Some(attached) = self.attached.remove(&session_id) {
             attached.kill.notify_one();
             self.sm.drop_watches(session_id);
+            self.release(session_id, attached);
         }
     }
 
@@ -310,6 +342,7 @@ impl Core {
             return false;
         };
         attached.pending.push_back(Pending::Write {
+            connection_id,
             xid,
             received,
             result: None,
@@ -381,9 +414,11 @@ impl Core {
         self.complete_write(session_id, Some(connection_id), xid, zxid, Err(code))
     }
 
-    /// Fill in the result of the pending write `xid` of the session's connection here, if
-    /// `connection_id` (when known) is that connection; otherwise the connection that proposed
-    /// it is gone and nobody is answered, as ZooKeeper drops a reply for a closed connection.
+    /// Fill in the result of the pending write `xid` proposed by `connection_id` (any
+    /// connection of the session when `None`: an entry logged without its origin). Its reply
+    /// goes out in turn if that connection is still the session's; a write of a connection that
+    /// went away is answered to nobody (ZooKeeper drops a reply for a closed connection) but
+    /// held the session's order until now.
     fn complete_write(
         &mut self,
         session_id: SessionId,
@@ -392,27 +427,31 @@ impl Core {
         zxid: i64,
         reply: Reply,
     ) {
+        let matches = |pending: &Pending| match pending {
+            Pending::Write {
+                connection_id: by,
+                xid: pending_xid,
+                result: None,
+                ..
+            } => *pending_xid == xid && connection_id.is_none_or(|id| id == *by),
+            _ => false,
+        };
         let Some(attached) = self.attached.get_mut(&session_id) else {
+            // No connection here: an orphan resolves and leaves.
+            if let Some(orphans) = self.orphans.get_mut(&session_id) {
+                if let Some(at) = orphans.iter().position(matches) {
+                    orphans.remove(at);
+                }
+                if orphans.is_empty() {
+                    self.orphans.remove(&session_id);
+                }
+            }
             return;
         };
-        if connection_id.is_some_and(|id| id != attached.connection_id) {
-            return;
-        }
-        let slot = attached
-            .pending
-            .iter_mut()
-            .find_map(|pending| match pending {
-                Pending::Write {
-                    xid: pending_xid,
-                    result,
-                    ..
-                } if *pending_xid == xid && result.is_none() => Some(result),
-                _ => None,
-            });
-        match slot {
-            Some(result) => *result = Some((zxid, reply)),
-            // The connection that proposed it is gone (the session reattached elsewhere).
-            None => return,
+        match attached.pending.iter_mut().find(|pending| matches(pending)) {
+            Some(Pending::Write { result, .. }) => *result = Some((zxid, reply)),
+            // Not proposed from this member, or its connection is gone with its queue.
+            _ => return,
         }
         self.flush(session_id)
     }
@@ -432,10 +471,14 @@ impl Core {
                 break;
             };
             match head {
+                // A write of a connection that went away held the order; nobody to answer.
+                Pending::Write { connection_id, .. } if connection_id != attached.connection_id => {
+                }
                 Pending::Write {
                     xid,
                     received,
                     result,
+                    ..
                 } => {
                     let (zxid, reply) = result.expect("checked above: the write has its result");
                     outbound.push(Outbound::Reply {
@@ -559,6 +602,7 @@ impl Core {
         }
         for session_id in applied.closed_sessions {
             self.expiry.remove(session_id);
+            self.orphans.remove(&session_id);
             if self.attached.contains_key(&session_id) {
                 self.send(session_id, Outbound::Close);
                 if let Some(attached) = self.attached.remove(&session_id) {

@@ -727,6 +727,19 @@ fn a_session_moved_mid_pipeline_gets_only_its_own_replies() {
     };
     let response = new.handshake(&takeover).expect("the session reattaches");
     assert_eq!(response.session_id, old.session_id, "{response:?}");
+    // The new connection's first read comes after every write the old one had proposed
+    // (per-session order across the reconnect): it sees as many of them as there will ever be.
+    let old_children = |wire: &mut Wire| {
+        let answer = wire.call(&Request::GetChildren(PathWatchRequest {
+            path: "/moved".to_string(),
+            watch: false,
+        }));
+        let Ok(rzk_proto::Response::GetChildren { children }) = answer.reply else {
+            panic!("getChildren /moved: {answer:?}");
+        };
+        children.iter().filter(|c| c.starts_with("old-")).count()
+    };
+    let first_seen = old_children(&mut new);
     for xid in 1..=50 {
         new.send_with_xid(xid, &create(&format!("/moved/new-{xid}"), Vec::new()));
     }
@@ -752,6 +765,11 @@ fn a_session_moved_mid_pipeline_gets_only_its_own_replies() {
     };
     let moved = children.iter().filter(|c| c.starts_with("new-")).count();
     assert_eq!(moved, 50, "{children:?}");
+    assert_eq!(
+        old_children(&mut new),
+        first_seen,
+        "the first read after the takeover saw every write of the old connection"
+    );
     assert_alive(&mut server, "a session moved mid-pipeline");
 }
 

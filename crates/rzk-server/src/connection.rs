@@ -469,18 +469,19 @@ impl SessionReader {
             self.peer_ip.as_deref(),
             super_digest,
         )?;
-        let size = |ids: &[Id]| {
-            ids.iter()
-                .map(|id| id.scheme.len() + id.id.len())
-                .sum::<usize>()
-        };
-        let new: Vec<&Id> = ids.iter().filter(|id| !self.auth.contains(id)).collect();
+        let mut new: Vec<Id> = Vec::new();
+        for id in ids {
+            if !self.auth.contains(&id) && !new.contains(&id) {
+                new.push(id);
+            }
+        }
         let count = self.auth.len() + new.len();
-        let bytes = size(&self.auth)
-            + new
-                .iter()
-                .map(|id| id.scheme.len() + id.id.len())
-                .sum::<usize>();
+        let bytes: usize = self
+            .auth
+            .iter()
+            .chain(&new)
+            .map(|id| id.scheme.len() + id.id.len())
+            .sum();
         if count > AUTH_IDS_PER_CONNECTION_MAX || bytes > AUTH_ID_BYTES_PER_CONNECTION_MAX {
             tracing::warn!(
                 session_id = format_args!("0x{:x}", self.session_id),
@@ -492,17 +493,13 @@ impl SessionReader {
             );
             return Err(ErrorCode::AuthFailed);
         }
-        for id in ids {
-            if !self.auth.contains(&id) {
-                // Added ids go before the connection's own `ip` id, the order whoAmI shows.
-                let position = self
-                    .auth
-                    .iter()
-                    .position(|existing| existing.scheme == "ip")
-                    .unwrap_or(self.auth.len());
-                self.auth.insert(position, id);
-            }
-        }
+        // Added ids go before the connection's own `ip` id, the order whoAmI shows.
+        let position = self
+            .auth
+            .iter()
+            .position(|existing| existing.scheme == "ip")
+            .unwrap_or(self.auth.len());
+        self.auth.splice(position..position, new);
         Ok(Response::Empty)
     }
 }

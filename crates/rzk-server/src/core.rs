@@ -18,9 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rzk_proto::{ErrorCode, Id, MultiResult, Reply, Request, Response};
-use rzk_state_machine::{
-    Applied, Entry, EntryOp, Notification, SessionId, StateMachine, ORIGIN_CONNECTION_BITS,
-};
+use rzk_state_machine::{Applied, Entry, EntryOp, Notification, SessionId, StateMachine};
 use tokio::sync::{mpsc, Notify};
 
 use crate::expiry::ExpiryTracker;
@@ -584,12 +582,10 @@ impl Core {
         }
         // Only the connection that proposed the write is answered (0: proposed by a server task,
         // or logged by an rzk from before origins, which matched by xid alone).
-        let proposer = match entry.origin {
-            0 => Some(None),
-            origin if origin >> ORIGIN_CONNECTION_BITS == self.member_id => {
-                Some(Some(origin & ((1 << ORIGIN_CONNECTION_BITS) - 1)))
-            }
-            _ => None,
+        let proposer = match entry.proposer() {
+            None => Some(None),
+            Some((member, connection)) if member == self.member_id => Some(Some(connection)),
+            Some(_) => None,
         };
         if let Some(connection_id) = proposer {
             self.complete_write(

@@ -534,7 +534,8 @@ fn warn_of_held_settings(shared: &Shared) {
 /// state machine applies writes under the settings in its state, changed only by a Settings
 /// entry in the log, so a replay after a restart, and every member, gives the results the
 /// clients saw (a delete refused with NoAuth stays refused after a restart with skipACL=yes).
-/// Proposes one when they differ (or were never recorded) and waits until it is applied.
+/// Proposes one when they differ (or were never recorded) and waits until it is applied, for
+/// one tick at most (a log that cannot be written holds it longer; it is proposed again then).
 async fn propose_settings(shared: &Arc<Shared>) {
     let Some(op) = shared
         .lock()
@@ -556,8 +557,16 @@ async fn propose_settings(shared: &Arc<Shared>) {
     };
     match shared.replica().propose(entry.encode()).await {
         Ok(proposal) => {
-            if let Ok(Err(error)) = proposal.await {
-                tracing::warn!(%error, "the settings entry did not commit; proposed again next tick");
+            let tick = Duration::from_millis(u64::from(shared.options.tick_ms));
+            match tokio::time::timeout(tick, proposal).await {
+                Ok(Ok(Err(error))) => {
+                    tracing::warn!(%error, "the settings entry did not commit; proposed again next tick")
+                }
+                Err(_) => tracing::warn!(
+                    ?tick,
+                    "the settings entry is not applied after a tick; proposed again next tick"
+                ),
+                Ok(_) => {}
             }
         }
         Err(error) => {

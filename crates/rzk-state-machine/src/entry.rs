@@ -13,7 +13,8 @@ const ENTRY_FORMAT_VERSION: u8 = 2;
 const ENTRY_FORMAT_VERSION_NO_ORIGIN: u8 = 1;
 
 /// Bits of [`Entry::origin`] that hold the connection id (the member id is above them).
-pub const ORIGIN_CONNECTION_BITS: u32 = 48;
+const ORIGIN_CONNECTION_BITS: u32 = 48;
+const ORIGIN_CONNECTION_MASK: u64 = (1 << ORIGIN_CONNECTION_BITS) - 1;
 
 /// What [`Entry::encode`] reserves up front; larger entries grow past it.
 const ENTRY_BYTES_TYPICAL: usize = 256;
@@ -23,9 +24,15 @@ const KIND_CLOSE_SESSION: u8 = 1;
 const KIND_WRITE: u8 = 2;
 const KIND_SETTINGS: u8 = 3;
 
-/// The flags byte of a Settings entry.
-const SETTINGS_SKIP_ACL: u8 = 1;
-const SETTINGS_EXTENDED_TYPES: u8 = 2;
+/// The flags byte of a Settings entry; a format-4 snapshot's settings byte uses the same bits.
+pub(crate) const SETTINGS_SKIP_ACL: u8 = 1;
+pub(crate) const SETTINGS_EXTENDED_TYPES: u8 = 2;
+
+/// The settings as flags (bit 0 skipACL, bit 1 extendedTypesEnabled).
+pub(crate) fn settings_flags(skip_acl: bool, extended_types_enabled: bool) -> u8 {
+    (u8::from(skip_acl) * SETTINGS_SKIP_ACL)
+        | (u8::from(extended_types_enabled) * SETTINGS_EXTENDED_TYPES)
+}
 
 /// One replicated change. Time and the requesting session travel with it, so applying it
 /// needs no clock. The zxid is not in the entry: the state machine gives `last_zxid + 1`
@@ -74,10 +81,19 @@ impl Entry {
     /// The [`Entry::origin`] of a connection on a member.
     pub fn origin_of(member_id: u64, connection_id: u64) -> u64 {
         debug_assert!(
-            connection_id < 1 << ORIGIN_CONNECTION_BITS,
+            connection_id <= ORIGIN_CONNECTION_MASK,
             "connection id too large"
         );
-        member_id << ORIGIN_CONNECTION_BITS | connection_id & ((1 << ORIGIN_CONNECTION_BITS) - 1)
+        member_id << ORIGIN_CONNECTION_BITS | connection_id & ORIGIN_CONNECTION_MASK
+    }
+
+    /// The member and connection that proposed this entry ([`Entry::origin`]); `None` when
+    /// no client connection did.
+    pub fn proposer(&self) -> Option<(u64, u64)> {
+        (self.origin != 0).then_some((
+            self.origin >> ORIGIN_CONNECTION_BITS,
+            self.origin & ORIGIN_CONNECTION_MASK,
+        ))
     }
 
     /// Deterministic bytes for the log (jute-encoded request inside):
@@ -108,14 +124,7 @@ impl Entry {
                 extended_types_enabled,
             } => {
                 writer.u8(KIND_SETTINGS);
-                let mut flags = 0;
-                if *skip_acl {
-                    flags |= SETTINGS_SKIP_ACL;
-                }
-                if *extended_types_enabled {
-                    flags |= SETTINGS_EXTENDED_TYPES;
-                }
-                writer.u8(flags);
+                writer.u8(settings_flags(*skip_acl, *extended_types_enabled));
             }
         }
         writer.bytes

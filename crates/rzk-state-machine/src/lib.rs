@@ -72,7 +72,7 @@ mod write;
 
 pub use acl::{auth_id_for, auth_ids_for, digest_id};
 pub use digest::znode_digest;
-pub use entry::{Entry, EntryDecodeError, EntryOp, ORIGIN_CONNECTION_BITS};
+pub use entry::{Entry, EntryDecodeError, EntryOp};
 pub use watch::WATCHES_PER_SESSION_MAX;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -286,7 +286,7 @@ impl StateMachine {
     fn sessions_reading_as_ttl_owners(&self) -> usize {
         self.sessions
             .keys()
-            .filter(|&&id| matches!(node_kind(id, true), NodeKind::Ttl(_)))
+            .filter(|&&id| tree::reads_as_ttl_owner(id))
             .count()
     }
 

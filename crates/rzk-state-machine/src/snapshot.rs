@@ -61,11 +61,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 
+use crate::entry::{settings_flags, SETTINGS_EXTENDED_TYPES, SETTINGS_SKIP_ACL};
 use crate::jute::{Reader, Writer};
 use crate::path::{split_parent, validate_name};
 use crate::tree::{
-    node_kind, AclCache, AclList, Node, NodeHeader, NodeKind, Nodes, PathKey, StoredStat,
-    MAX_CHILDREN,
+    node_kind, reads_as_ttl_owner, AclCache, AclList, Node, NodeHeader, NodeKind, Nodes, PathKey,
+    StoredStat, MAX_CHILDREN,
 };
 use crate::{Options, Session, SessionId, SnapshotError, StateMachine};
 
@@ -78,9 +79,7 @@ const FORMAT_VERSION_FIXED: u32 = 2;
 const FORMAT_VERSION_COMPACT: u32 = 3;
 /// Version 4: version 3 with the settings after last_zxid (written).
 const FORMAT_VERSION: u32 = 4;
-/// The settings byte of format 4 (see the module docs).
-const SETTINGS_SKIP_ACL: u8 = 1;
-const SETTINGS_EXTENDED_TYPES: u8 = 2;
+/// The settings byte of format 4 (see the module docs): a Settings entry's flags, and this.
 const SETTINGS_RECORDED: u8 = 4;
 const KNOWN_SETTINGS: u8 = SETTINGS_SKIP_ACL | SETTINGS_EXTENDED_TYPES | SETTINGS_RECORDED;
 const HEADER_BYTES_V1: usize = 4 + 4 + 8 + 4;
@@ -126,17 +125,8 @@ const _: fn() = || {
 
 impl SnapshotCopy {
     pub(crate) fn new(state: &StateMachine) -> SnapshotCopy {
-        let settings = [
-            (state.options.skip_acl, SETTINGS_SKIP_ACL),
-            (
-                state.options.extended_types_enabled,
-                SETTINGS_EXTENDED_TYPES,
-            ),
-            (state.settings_recorded, SETTINGS_RECORDED),
-        ]
-        .into_iter()
-        .filter(|(set, _)| *set)
-        .fold(0, |flags, (_, flag)| flags | flag);
+        let settings = settings_flags(state.options.skip_acl, state.options.extended_types_enabled)
+            | (u8::from(state.settings_recorded) * SETTINGS_RECORDED);
         SnapshotCopy {
             last_zxid: state.last_zxid,
             settings,
@@ -795,8 +785,7 @@ fn read_nodes(
             }
         }
         if let NodeKind::Ephemeral(owner) = node_kind(node.stat().ephemeral_owner, extended) {
-            if !extended && !settings_stored && node_kind(owner, true) != NodeKind::Ephemeral(owner)
-            {
+            if !extended && !settings_stored && reads_as_ttl_owner(owner) {
                 return Err(BodyError::NeedsSetting(format!(
                     "{path} is a TTL node (ephemeralOwner {owner:#x}) and extendedTypesEnabled is \
                      off: it was created while extendedTypesEnabled=true; set \

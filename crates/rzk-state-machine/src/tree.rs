@@ -266,6 +266,12 @@ pub(crate) enum NodeKind {
     Ttl(i64),
 }
 
+/// Whether an ephemeral owner (or a session id) reads as a TTL node's owner with extended
+/// types on: what turning them on or off would change for it.
+pub(crate) fn reads_as_ttl_owner(owner: i64) -> bool {
+    matches!(node_kind(owner, true), NodeKind::Ttl(_))
+}
+
 /// TTL owners are recognised only with extended types on, as ZooKeeper does: without them a
 /// session id with top byte 0xff is an ordinary ephemeral owner.
 pub(crate) fn node_kind(owner: i64, extended_types_enabled: bool) -> NodeKind {

@@ -2,7 +2,7 @@
 //! encoding, and entries logged before the field existed (format 1) still decode, with origin 0.
 
 use rzk_proto::Request;
-use rzk_state_machine::{Entry, EntryOp, ORIGIN_CONNECTION_BITS};
+use rzk_state_machine::{Entry, EntryOp};
 
 fn entry(origin: u64) -> Entry {
     Entry {
@@ -23,13 +23,16 @@ fn entry(origin: u64) -> Entry {
 // Goal: member and connection round-trip through the encoding, and they do not overlap.
 #[test]
 fn origin_round_trips() {
-    let origin = Entry::origin_of(3, 41);
-    assert_eq!(origin >> ORIGIN_CONNECTION_BITS, 3);
-    assert_eq!(origin & ((1 << ORIGIN_CONNECTION_BITS) - 1), 41);
+    let largest_connection = (1 << 48) - 1;
+    for (member, connection) in [(3, 41), (255, largest_connection)] {
+        let entry = entry(Entry::origin_of(member, connection));
+        assert_eq!(entry.proposer(), Some((member, connection)));
+    }
+    assert_eq!(entry(0).proposer(), None);
     for origin in [
         0,
-        origin,
-        Entry::origin_of(255, (1 << ORIGIN_CONNECTION_BITS) - 1),
+        Entry::origin_of(3, 41),
+        Entry::origin_of(255, largest_connection),
     ] {
         let entry = entry(origin);
         assert_eq!(Entry::decode(&entry.encode()), Ok(entry));

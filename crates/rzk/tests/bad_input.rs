@@ -719,14 +719,7 @@ fn a_session_moved_mid_pipeline_gets_only_its_own_replies() {
     for xid in 1..=2000 {
         old.send_with_xid(xid, &create(&format!("/moved/old-{xid}"), vec![1; 100]));
     }
-    let mut new = Wire::unconnected(port);
-    let takeover = ConnectRequest {
-        session_id: old.session_id,
-        password: old.password.clone(),
-        ..wire::new_session_request()
-    };
-    let response = new.handshake(&takeover).expect("the session reattaches");
-    assert_eq!(response.session_id, old.session_id, "{response:?}");
+    let mut new = take_over(port, &old);
     // The new connection's first read comes after every write the old one had proposed
     // (per-session order across the reconnect): it sees as many of them as there will ever be.
     let old_children = |wire: &mut Wire| {
@@ -799,6 +792,39 @@ fn drained_until_closed(wire: &mut Wire, within: Duration) -> Result<usize, Stri
     }
 }
 
+/// A new connection that takes over `old`'s session (its id and password).
+fn take_over(port: u16, old: &Wire) -> Wire {
+    let mut new = Wire::unconnected(port);
+    let takeover = ConnectRequest {
+        session_id: old.session_id,
+        password: old.password.clone(),
+        ..wire::new_session_request()
+    };
+    let response = new.handshake(&takeover).expect("the session reattaches");
+    assert_eq!(response.session_id, old.session_id, "{response:?}");
+    new
+}
+
+/// A session that creates `path` with `bytes` of data, then asks for it `reads` times and
+/// reads none of the replies; with the port its connection comes from.
+fn unread_large_reads(port: u16, path: &str, bytes: usize, reads: usize) -> (Wire, u16) {
+    let mut wire = Wire::connect(port);
+    let client_port = wire.stream().local_addr().expect("local address").port();
+    assert_eq!(
+        wire.call(&create(path, vec![7; bytes])).err(),
+        0,
+        "create {path}"
+    );
+    let get = Request::GetData(PathWatchRequest {
+        path: path.to_string(),
+        watch: false,
+    });
+    for _ in 0..reads {
+        wire.send(&get);
+    }
+    (wire, client_port)
+}
+
 /// Whether a process still holds the socket of the loopback connection from `client_port` to
 /// `server_port` (`/proc/net/tcp*`: a socket no process holds any more shows inode 0, or is
 /// gone).
@@ -859,28 +885,9 @@ fn a_silent_connection_is_closed_after_the_handshake_timeout() {
 fn a_replaced_connection_that_reads_nothing_is_closed() {
     let mut server = RzkServer::start(&[]);
     let port = server.port();
-    let mut stalled = Wire::connect(port);
-    let stalled_port = stalled.stream().local_addr().expect("local address").port();
-    assert_eq!(
-        stalled.call(&create("/big", vec![7; 500_000])).err(),
-        0,
-        "create /big"
-    );
-    let get = Request::GetData(PathWatchRequest {
-        path: "/big".to_string(),
-        watch: false,
-    });
-    // Far more than the socket buffers hold: the server's writer blocks.
-    for _ in 0..200 {
-        stalled.send(&get);
-    }
-    let mut new = Wire::unconnected(port);
-    let takeover = ConnectRequest {
-        session_id: stalled.session_id,
-        password: stalled.password.clone(),
-        ..wire::new_session_request()
-    };
-    new.handshake(&takeover).expect("the session reattaches");
+    // 200 replies of 500 KB, far more than the socket buffers hold: the server's writer blocks.
+    let (mut stalled, stalled_port) = unread_large_reads(port, "/big", 500_000, 200);
+    let mut new = take_over(port, &stalled);
     assert_eq!(new.call(&exists("/big")).err(), 0);
     // Without reading from the stalled socket, the server must let go of it.
     wait_until_released(&server, stalled_port, "the replaced connection");
@@ -938,21 +945,8 @@ fn auth_ids_per_connection_are_bounded() {
 fn a_client_that_reads_no_large_replies_is_cut_off() {
     let mut server = RzkServer::start(&[]);
     let port = server.port();
-    let mut greedy = Wire::connect(port);
-    let greedy_port = greedy.stream().local_addr().expect("local address").port();
-    assert_eq!(
-        greedy.call(&create("/large", vec![7; 900_000])).err(),
-        0,
-        "create /large"
-    );
-    let get = Request::GetData(PathWatchRequest {
-        path: "/large".to_string(),
-        watch: false,
-    });
     // 300 replies of 900 KB: 270 MB, far past the bound, far below the 1,000 in flight allowed.
-    for _ in 0..300 {
-        greedy.send(&get);
-    }
+    let (_greedy, greedy_port) = unread_large_reads(port, "/large", 900_000, 300);
     wait_until_released(&server, greedy_port, "a client that reads nothing");
     assert!(
         server.log().contains("client is not reading its replies"),

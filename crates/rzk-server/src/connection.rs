@@ -87,8 +87,15 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, con
             let _ = writer.shutdown().await;
             return Ok(());
         }
-        let (session_id, timeout_ms) =
-            handshake(&mut reader, &mut writer, &mut buffer, &shared, peer).await?;
+        let (session_id, timeout_ms) = handshake(
+            &mut reader,
+            &mut writer,
+            &mut buffer,
+            &shared,
+            peer,
+            connection_id,
+        )
+        .await?;
         run_session(
             reader,
             writer,
@@ -129,13 +136,15 @@ async fn read_frame(
     }
 }
 
-/// Answer the ConnectRequest: a new session through the log, or a reattach to a live one.
+/// Answer the ConnectRequest: a new session through the log, or a reattach to a live one
+/// (through the log too, see [`attach_session`]).
 async fn handshake(
     reader: &mut OwnedReadHalf,
     writer: &mut OwnedWriteHalf,
     buffer: &mut BytesMut,
     shared: &Arc<Shared>,
     peer: SocketAddr,
+    connection_id: u64,
 ) -> Result<(SessionId, i32), ConnectionEnd> {
     let frame = tokio::time::timeout(
         HANDSHAKE_READ_TIMEOUT,
@@ -156,15 +165,17 @@ async fn handshake(
         return Err(ConnectionEnd::Stopped("client is ahead of this server"));
     }
     let timeout_ms = shared.options.negotiate_timeout(request.timeout_ms);
+    let origin = shared.lock().origin(connection_id);
     let session_id = if request.session_id == 0 {
-        create_session(shared, timeout_ms).await?
+        create_session(shared, timeout_ms, origin).await?
     } else {
         let valid = request.password.as_slice() == password(request.session_id)
             && shared
                 .lock()
                 .sm
                 .session_timeout_ms(request.session_id)
-                .is_some();
+                .is_some()
+            && attach_session(shared, request.session_id, origin).await?;
         if !valid {
             let expired = ConnectResponse {
                 protocol_version: 0,
@@ -198,12 +209,16 @@ async fn handshake(
     Ok((session_id, timeout_ms))
 }
 
-async fn create_session(shared: &Arc<Shared>, timeout_ms: i32) -> Result<SessionId, ConnectionEnd> {
+async fn create_session(
+    shared: &Arc<Shared>,
+    timeout_ms: i32,
+    origin: u64,
+) -> Result<SessionId, ConnectionEnd> {
     let session_id = shared.next_session_id();
     let entry = Entry {
         session_id,
         xid: 0,
-        origin: 0,
+        origin,
         time_ms: crate::wall_clock_ms(),
         op: EntryOp::CreateSession { timeout_ms },
     };
@@ -215,6 +230,43 @@ async fn create_session(shared: &Arc<Shared>, timeout_ms: i32) -> Result<Session
     match proposal.await {
         Ok(Ok(_)) => Ok(session_id),
         _ => Err(ConnectionEnd::Stopped("session creation was not committed")),
+    }
+}
+
+/// Attach a live session to this connection (`origin`) through the log: an AttachSession
+/// entry, and the client is answered once it is applied here. Everything the session's older
+/// connection (on this member or another) got into the log before it is then applied, so the
+/// client's next read sees it, and whatever that connection gets into the log after it is
+/// refused with SessionMoved: the session's order holds across the move, as ZooKeeper's
+/// session revalidation keeps it. False when the session is gone (expired meanwhile); an
+/// error when the entry could not be committed or another connection took the session over
+/// while it was (the client tries again).
+async fn attach_session(
+    shared: &Arc<Shared>,
+    session_id: SessionId,
+    origin: u64,
+) -> Result<bool, ConnectionEnd> {
+    let entry = Entry {
+        session_id,
+        xid: 0,
+        origin,
+        time_ms: crate::wall_clock_ms(),
+        op: EntryOp::AttachSession,
+    };
+    let proposal = shared
+        .replica()
+        .propose(entry.encode())
+        .await
+        .map_err(|_| ConnectionEnd::Stopped("no quorum to reattach the session"))?;
+    if !matches!(proposal.await, Ok(Ok(_))) {
+        return Err(ConnectionEnd::Stopped("session reattach was not committed"));
+    }
+    match shared.lock().sm.session_owner(session_id) {
+        None => Ok(false),
+        Some(owner) if owner == origin => Ok(true),
+        Some(_) => Err(ConnectionEnd::Stopped(
+            "another connection reattached the session meanwhile",
+        )),
     }
 }
 

@@ -562,6 +562,19 @@ impl Core {
             EntryOp::CloseSession | EntryOp::Write { .. } => {}
             // The leader's zoo.cfg settings, now in effect on every member: nobody to answer.
             EntryOp::Settings { .. } => return,
+            // The session now writes from the connection that proposed this entry: an older
+            // connection of it here stops (its later writes would be refused anyway). The
+            // proposer waits for the apply itself: nobody to answer.
+            EntryOp::AttachSession => {
+                let stale = self
+                    .attached
+                    .get(&entry.session_id)
+                    .is_some_and(|attached| self.origin(attached.connection_id) != entry.origin);
+                if applied.reply.is_ok() && stale {
+                    self.disconnect(entry.session_id);
+                }
+                return;
+            }
         }
         for notification in applied.notifications {
             let session_id = notification.session_id;

@@ -23,6 +23,7 @@ const KIND_CREATE_SESSION: u8 = 0;
 const KIND_CLOSE_SESSION: u8 = 1;
 const KIND_WRITE: u8 = 2;
 const KIND_SETTINGS: u8 = 3;
+const KIND_ATTACH_SESSION: u8 = 4;
 
 /// The flags byte of a Settings entry; a format-4 snapshot's settings byte uses the same bits.
 pub(crate) const SETTINGS_SKIP_ACL: u8 = 1;
@@ -36,7 +37,7 @@ pub(crate) fn settings_flags(skip_acl: bool, extended_types_enabled: bool) -> u8
 
 /// One replicated change. Time and the requesting session travel with it, so applying it
 /// needs no clock. The zxid is not in the entry: the state machine gives `last_zxid + 1`
-/// (a Settings entry takes none).
+/// (Settings and AttachSession entries take none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub session_id: SessionId,
@@ -69,6 +70,12 @@ pub enum EntryOp {
         skip_acl: bool,
         extended_types_enabled: bool,
     },
+    /// A client reattached the session on the proposing connection ([`Entry::origin`]): from
+    /// this entry on, writes of any other connection of the session are refused with
+    /// SessionMoved (ZooKeeper's session owner). The member serving the reattach answers the
+    /// client only once this entry is applied there, so everything the older connection got
+    /// into the log before is applied first, and nothing it gets in later is. Takes no zxid.
+    AttachSession,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,7 +105,8 @@ impl Entry {
 
     /// Deterministic bytes for the log (jute-encoded request inside):
     /// `u8 version, i64 session_id, i32 xid, u64 origin, i64 time_ms, u8 kind` then, by kind,
-    /// `i32 timeout_ms` | nothing | `vector<Id> auth, i32 op, record` | `u8 flags` where the
+    /// `i32 timeout_ms` | nothing | `vector<Id> auth, i32 op, record` | `u8 flags` | nothing
+    /// (kinds 0 CreateSession, 1 CloseSession, 2 Write, 3 Settings, 4 AttachSession) where the
     /// record is the request's jute body exactly as a client sends it (rzk-proto's codec), and
     /// the Settings flags are bit 0 skip_acl, bit 1 extended_types_enabled, the rest zero.
     pub fn encode(&self) -> Vec<u8> {
@@ -118,6 +126,7 @@ impl Entry {
                 writer.i32(*timeout_ms);
             }
             EntryOp::CloseSession => writer.u8(KIND_CLOSE_SESSION),
+            EntryOp::AttachSession => writer.u8(KIND_ATTACH_SESSION),
             EntryOp::Write { auth, request } => encode_write(&mut writer, auth, request),
             EntryOp::Settings {
                 skip_acl,
@@ -181,6 +190,7 @@ fn decode_fields(reader: &mut Reader<'_>) -> Result<Entry, String> {
             timeout_ms: reader.i32()?,
         },
         KIND_CLOSE_SESSION => EntryOp::CloseSession,
+        KIND_ATTACH_SESSION => EntryOp::AttachSession,
         KIND_WRITE => {
             let count = reader.count(8)?;
             let mut auth = Vec::with_capacity(count);

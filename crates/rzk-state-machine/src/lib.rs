@@ -164,11 +164,18 @@ pub enum SnapshotError {
     NeedsSetting(String),
 }
 
-/// An open session: its negotiated timeout and the ephemerals it owns.
+/// An open session: its negotiated timeout, the ephemerals it owns and the connection it is
+/// attached to.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Session {
     pub timeout_ms: i32,
     pub ephemerals: BTreeSet<Box<str>>,
+    /// The [`Entry::origin`] of the connection the session was created or last attached on
+    /// ([`EntryOp::AttachSession`]): a write proposed by any other connection is refused with
+    /// SessionMoved, so a write of an older connection that reaches the log after the session
+    /// moved is never applied behind the new connection's back. 0: not known (a session from a
+    /// log or snapshot written before owners); any connection's writes apply.
+    pub owner: u64,
 }
 
 /// The replicated state. See the crate docs for the contract.
@@ -291,10 +298,38 @@ impl StateMachine {
     }
 
     /// A Settings entry: changes no node, takes no zxid.
-    fn apply_settings(&mut self, skip_acl: bool, extended_types_enabled: bool) {
+    fn apply_settings(&mut self, skip_acl: bool, extended_types_enabled: bool) -> Reply {
         self.options.extended_types_enabled = self.extended_types_after(extended_types_enabled);
         self.options.skip_acl = skip_acl;
         self.settings_recorded = true;
+        Ok(Response::Empty)
+    }
+
+    /// An AttachSession entry: the session's writes now come from the proposing connection
+    /// only. Takes no zxid (ZooKeeper revalidates a session without a transaction).
+    /// SessionExpired when the session is not open.
+    fn apply_attach_session(&mut self, entry: &Entry) -> Reply {
+        let session = self
+            .sessions
+            .get_mut(&entry.session_id)
+            .ok_or(ErrorCode::SessionExpired)?;
+        session.owner = entry.origin;
+        Ok(Response::Empty)
+    }
+
+    /// Whether the entry was proposed by a connection the session has since moved away from.
+    fn moved_away(&self, entry: &Entry) -> bool {
+        entry.origin != 0
+            && self
+                .sessions
+                .get(&entry.session_id)
+                .is_some_and(|session| session.owner != 0 && session.owner != entry.origin)
+    }
+
+    /// The connection (an [`Entry::origin`]) a session's writes must come from; 0 when any.
+    /// `None` when the session is not open.
+    pub fn session_owner(&self, session_id: SessionId) -> Option<u64> {
+        self.sessions.get(&session_id).map(|session| session.owner)
     }
 
     /// Last applied zxid (0 when empty).
@@ -304,15 +339,18 @@ impl StateMachine {
 
     /// Apply one committed entry. Deterministic: the same entries give the same state and results.
     pub fn apply(&mut self, entry: &Entry) -> Applied {
-        if let EntryOp::Settings {
-            skip_acl,
-            extended_types_enabled,
-        } = entry.op
-        {
-            self.apply_settings(skip_acl, extended_types_enabled);
+        let no_zxid = match entry.op {
+            EntryOp::Settings {
+                skip_acl,
+                extended_types_enabled,
+            } => Some(self.apply_settings(skip_acl, extended_types_enabled)),
+            EntryOp::AttachSession => Some(self.apply_attach_session(entry)),
+            _ => None,
+        };
+        if let Some(reply) = no_zxid {
             return Applied {
                 zxid: self.last_zxid,
-                reply: Ok(Response::Empty),
+                reply,
                 notifications: Vec::new(),
                 closed_sessions: Vec::new(),
             };
@@ -324,14 +362,19 @@ impl StateMachine {
         let mut closed_sessions = Vec::new();
         let reply = match &entry.op {
             EntryOp::CreateSession { timeout_ms } => {
-                self.apply_create_session(entry.session_id, *timeout_ms)
+                self.apply_create_session(entry.session_id, *timeout_ms, entry.origin)
             }
+            // Not checked against the owner, as in ZooKeeper: expiry closes a session from
+            // wherever it is attached.
             EntryOp::CloseSession => {
                 closed_sessions.push(entry.session_id);
                 self.apply_close_session(&mut context)
             }
+            EntryOp::Write { .. } if self.moved_away(entry) => Err(ErrorCode::SessionMoved),
             EntryOp::Write { auth, request } => self.apply_write(&mut context, auth, request),
-            EntryOp::Settings { .. } => unreachable!("Settings entries are applied above"),
+            EntryOp::Settings { .. } | EntryOp::AttachSession => {
+                unreachable!("entries without a zxid are applied above")
+            }
         };
         let notifications = self.fire(&context.events, zxid);
         for session in &closed_sessions {

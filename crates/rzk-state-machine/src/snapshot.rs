@@ -2,11 +2,11 @@
 //! sealed with a CRC32C.
 //!
 //! ```text
-//! header:  "RZKS" | u32 version = 4
+//! header:  "RZKS" | u32 version = 5
 //! body:    i64 last_zxid
 //!          u8 settings   bit 0 skipACL, bit 1 extendedTypesEnabled, bit 2 recorded (a
 //!                        Settings entry was applied); the other bits zero
-//!          u32 sessions  { i64 id, i32 timeout_ms }
+//!          u32 sessions  { i64 id, i32 timeout_ms, u64 owner }
 //!          u64 nodes     { node }, in path order
 //! trailer: u64 body length | u32 crc32c(body)
 //!
@@ -36,8 +36,11 @@
 //! restored, they override the [`Options`] given to `restore`, and the nodes are read with
 //! the stored extendedTypesEnabled.
 //!
-//! Formats 1 to 3 are still read, with the settings taken from the `Options` (not recorded).
-//! Format 3 is format 4 without the settings byte. Formats 1 and 2:
+//! A session's owner is the connection its writes must come from (see `Session::owner`).
+//!
+//! Formats 1 to 4 are still read, their sessions with owner 0 (any connection), and formats 1
+//! to 3 with the settings taken from the `Options` (not recorded). Format 4 is format 5
+//! without the owners; format 3 is format 4 without the settings byte. Formats 1 and 2:
 //!
 //! ```text
 //! header:  "RZKS" | u32 version | u64 body length | [version 1: u32 crc32c(body)]
@@ -77,9 +80,11 @@ const FORMAT_VERSION_CRC_FIRST: u32 = 1;
 const FORMAT_VERSION_FIXED: u32 = 2;
 /// Version 3: compact nodes, length and CRC after the body (read only; written for tests).
 const FORMAT_VERSION_COMPACT: u32 = 3;
-/// Version 4: version 3 with the settings after last_zxid (written).
-const FORMAT_VERSION: u32 = 4;
-/// The settings byte of format 4 (see the module docs): a Settings entry's flags, and this.
+/// Version 4: version 3 with the settings after last_zxid (read only; written for tests).
+const FORMAT_VERSION_SETTINGS: u32 = 4;
+/// Version 5: version 4 with each session's owner (written).
+const FORMAT_VERSION: u32 = 5;
+/// The settings byte of formats 4 and 5 (see the module docs): a Settings entry's flags, and this.
 const SETTINGS_RECORDED: u8 = 4;
 const KNOWN_SETTINGS: u8 = SETTINGS_SKIP_ACL | SETTINGS_EXTENDED_TYPES | SETTINGS_RECORDED;
 const HEADER_BYTES_V1: usize = 4 + 4 + 8 + 4;
@@ -106,12 +111,13 @@ const KNOWN_FLAGS: u8 = HAS_DATA | HAS_MZXID | HAS_MTIME | HAS_PZXID | HAS_OWNER
 const CHUNK_BYTES: usize = 256 * 1024;
 
 /// What a snapshot holds, frozen at one zxid: the tree (shared with the live state, so the copy
-/// is O(1)), the session table (copied: ids and timeouts only) and the replicated settings.
+/// is O(1)), the session table (copied: ids, timeouts and owners) and the replicated settings.
 pub struct SnapshotCopy {
     last_zxid: i64,
-    /// The settings byte of format 4 (see the module docs).
+    /// The settings byte of formats 4 and 5 (see the module docs).
     settings: u8,
-    sessions: Vec<(SessionId, i32)>,
+    /// Id, timeout, owner.
+    sessions: Vec<(SessionId, i32, u64)>,
     nodes: Nodes,
     /// Sum of path and data lengths over the nodes: a size hint for an encoding in memory.
     data_size: u64,
@@ -130,7 +136,11 @@ impl SnapshotCopy {
         SnapshotCopy {
             last_zxid: state.last_zxid,
             settings,
-            sessions: state.sessions(),
+            sessions: state
+                .sessions
+                .iter()
+                .map(|(id, session)| (*id, session.timeout_ms, session.owner))
+                .collect(),
             nodes: state.nodes.clone(),
             data_size: state.data_size,
         }
@@ -163,20 +173,31 @@ impl SnapshotCopy {
     /// but still reads: for tests of that reader only.
     #[doc(hidden)]
     pub fn encode_format_3(&self) -> Vec<u8> {
+        self.encode_older_compact(FORMAT_VERSION_COMPACT)
+    }
+
+    /// The same state in format 4 (format 5 without the session owners), which rzk no longer
+    /// writes but still reads: for tests of that reader only.
+    #[doc(hidden)]
+    pub fn encode_format_4(&self) -> Vec<u8> {
+        self.encode_older_compact(FORMAT_VERSION_SETTINGS)
+    }
+
+    fn encode_older_compact(&self, version: u32) -> Vec<u8> {
         let mut bytes = Vec::new();
-        self.encode_compact(FORMAT_VERSION_COMPACT, &mut bytes)
+        self.encode_compact(version, &mut bytes)
             .expect("writing into memory does not fail");
         bytes
     }
 
-    /// Format 4, or 3 (without the settings).
+    /// Format 5, 4 (without the owners) or 3 (without the settings either).
     fn encode_compact(&self, version: u32, out: &mut dyn io::Write) -> io::Result<u64> {
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&version.to_be_bytes());
         out.write_all(&header)?;
         let mut body = Chunks::new(out);
-        self.write_sessions(&mut body, version == FORMAT_VERSION)?;
+        self.write_sessions(&mut body, version)?;
         body.writer.u64(self.nodes.len() as u64);
         let mut encoder = NodeEncoder::default();
         // The walk is bound by memory latency (a node's path and the node are separate
@@ -221,7 +242,7 @@ impl SnapshotCopy {
     pub fn encode_format_2(&self) -> Vec<u8> {
         let mut body = Vec::new();
         let mut chunks = Chunks::new(&mut body);
-        self.write_sessions(&mut chunks, false)
+        self.write_sessions(&mut chunks, FORMAT_VERSION_FIXED)
             .expect("writing into memory does not fail");
         let (lists, index_of) = fixed_acl_table(&self.nodes);
         chunks
@@ -243,21 +264,35 @@ impl SnapshotCopy {
         bytes
     }
 
-    /// The body's start: the last zxid, the settings (format 4 only) and the session table.
-    fn write_sessions(&self, body: &mut Chunks<'_>, settings: bool) -> io::Result<()> {
+    /// The body's start: the last zxid, the settings (formats 4 and 5) and the session table
+    /// (with owners in format 5), as `version` lays them out.
+    fn write_sessions(&self, body: &mut Chunks<'_>, version: u32) -> io::Result<()> {
         body.writer.i64(self.last_zxid);
-        if settings {
+        if has_settings(version) {
             body.writer.u8(self.settings);
         }
         body.writer
             .u32(u32::try_from(self.sessions.len()).expect("more than u32::MAX sessions"));
-        for (id, timeout_ms) in &self.sessions {
+        for (id, timeout_ms, owner) in &self.sessions {
             body.writer.i64(*id);
             body.writer.i32(*timeout_ms);
+            if version == FORMAT_VERSION {
+                body.writer.u64(*owner);
+            }
             body.hand_over_when_full()?;
         }
         Ok(())
     }
+}
+
+/// Whether a body of this format version stores the settings byte.
+fn has_settings(version: u32) -> bool {
+    version == FORMAT_VERSION || version == FORMAT_VERSION_SETTINGS
+}
+
+/// Whether a body of this format version lays its nodes out compactly.
+fn is_compact(version: u32) -> bool {
+    has_settings(version) || version == FORMAT_VERSION_COMPACT
 }
 
 /// The compact node encoding (see the module docs), which refers to the node before.
@@ -483,7 +518,7 @@ fn check_header(bytes: &[u8]) -> Result<(u32, &[u8]), SnapshotError> {
     let version = header.u32().map_err(SnapshotError::Corrupt)?;
     let too_short = || corrupt("shorter than its header and trailer");
     let (length, body, crc) = match version {
-        FORMAT_VERSION | FORMAT_VERSION_COMPACT => {
+        FORMAT_VERSION | FORMAT_VERSION_SETTINGS | FORMAT_VERSION_COMPACT => {
             let body_end = bytes
                 .len()
                 .checked_sub(TRAILER_BYTES)
@@ -542,7 +577,7 @@ fn read_body(
     state.nodes = Nodes::new();
     state.data_size = 0;
     state.last_zxid = reader.i64()?;
-    if version == FORMAT_VERSION {
+    if has_settings(version) {
         let settings = reader.u8()?;
         if settings & !KNOWN_SETTINGS != 0 {
             return Err(format!("unknown settings flags {settings:#04x}").into());
@@ -555,15 +590,21 @@ fn read_body(
     for _ in 0..sessions {
         let id = reader.i64()?;
         let timeout_ms = reader.i32()?;
+        let owner = if version == FORMAT_VERSION {
+            reader.u64()?
+        } else {
+            0
+        };
         let session = Session {
             timeout_ms,
+            owner,
             ..Session::default()
         };
         if state.sessions.insert(id, session).is_some() {
             return Err(format!("session {id:#x} listed twice").into());
         }
     }
-    let mut layout = if version == FORMAT_VERSION || version == FORMAT_VERSION_COMPACT {
+    let mut layout = if is_compact(version) {
         NodeLayout::Compact(NodeDecoder::default())
     } else {
         let list_count = reader.u32()? as usize;
@@ -578,7 +619,7 @@ fn read_body(
     if node_count.saturating_mul(layout.node_bytes_min() as u64) > reader.remaining() as u64 {
         return Err(format!("node count {node_count} exceeds the bytes left").into());
     }
-    let settings_stored = version == FORMAT_VERSION;
+    let settings_stored = has_settings(version);
     let nodes = read_nodes(
         &mut state,
         reader,
@@ -596,7 +637,7 @@ fn read_body(
 }
 
 /// How the nodes of a body are laid out: fixed (formats 1 and 2, with the ACL lists read
-/// before them) or compact (formats 3 and 4).
+/// before them) or compact (formats 3 to 5).
 enum NodeLayout {
     Fixed(Vec<AclList>),
     Compact(NodeDecoder),

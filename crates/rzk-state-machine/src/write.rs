@@ -97,8 +97,16 @@ fn parent_for_write(path: &str) -> Result<(&str, &str), ErrorCode> {
 }
 
 impl StateMachine {
-    pub(crate) fn apply_create_session(&mut self, session_id: SessionId, timeout_ms: i32) -> Reply {
-        self.sessions.entry(session_id).or_default().timeout_ms = timeout_ms;
+    /// A new session, attached to the connection that proposed it (`origin`).
+    pub(crate) fn apply_create_session(
+        &mut self,
+        session_id: SessionId,
+        timeout_ms: i32,
+        origin: u64,
+    ) -> Reply {
+        let session = self.sessions.entry(session_id).or_default();
+        session.timeout_ms = timeout_ms;
+        session.owner = origin;
         Ok(Response::Empty)
     }
 

@@ -1,6 +1,6 @@
 //! Replicated settings (skipACL, extendedTypesEnabled): a Settings entry sets them for every
 //! member and every replay, takes no zxid, keeps extended types on while TTL nodes exist, and
-//! snapshots (format 4) carry them.
+//! snapshots (formats 4 and 5) carry them.
 
 mod common;
 
@@ -301,7 +301,7 @@ fn settings_entries_encode_as_kind_3_with_a_flags_byte() {
     assert!(Entry::decode(&longer).is_err());
 }
 
-/// The bytes with their format-4 settings byte replaced and the trailer resealed.
+/// The bytes with their settings byte (formats 4 and 5) replaced and the trailer resealed.
 fn with_settings_byte(bytes: &[u8], settings: u8) -> Vec<u8> {
     let mut bytes = bytes.to_vec();
     bytes[16] = settings;
@@ -312,7 +312,7 @@ fn with_settings_byte(bytes: &[u8], settings: u8) -> Vec<u8> {
     bytes
 }
 
-// Goal: a format-4 snapshot keeps the settings and that they were recorded; restored with other
+// Goal: a snapshot (format 5) keeps the settings and that they were recorded; restored with other
 // Options, the stored values win (TTL nodes restore with extendedTypesEnabled=false configured);
 // unknown bits in the settings byte are refused.
 #[test]
@@ -322,7 +322,7 @@ fn snapshots_keep_the_settings() {
     create_ttl_and_container(&mut h);
     h.mk("/a");
     let bytes = h.sm.snapshot();
-    assert_eq!(&bytes[..8], b"RZKS\0\0\0\x04");
+    assert_eq!(&bytes[..8], b"RZKS\0\0\0\x05");
     assert_eq!(bytes[16], 0b111);
     for options in [
         Options::default(),
@@ -390,9 +390,9 @@ fn format_3_snapshots_take_the_settings_from_the_options() {
         restored.settings_entry(&configured(false, true)),
         Some(settings(false, true))
     );
-    // Written again, it is format 4 with what the Options gave.
+    // Written again, it is format 5 with what the Options gave.
     let again = restored.snapshot();
-    assert_eq!(&again[..8], b"RZKS\0\0\0\x04");
+    assert_eq!(&again[..8], b"RZKS\0\0\0\x05");
     assert_eq!(again[16], 0b010);
     assert!(matches!(
         StateMachine::restore(configured(true, false), &format_3),

@@ -47,9 +47,9 @@ fn ordered_harness() -> Harness {
     h
 }
 
-// Goal: the snapshot bytes of a fixed history are stable (formats 3 and 4 pinned by length and
+// Goal: the snapshot bytes of a fixed history are stable (formats 3 to 5 pinned by length and
 // CRC32C; a change of order or layout fails; format 4 is format 3 with the settings byte after
-// last_zxid), and the formats rzk wrote before still restore to the same state. Method: format
+// last_zxid, format 5 is format 4 with each session's owner), and the formats rzk wrote before still restore to the same state. Method: format
 // 2's bytes of the same history are a fixture written by the format-2 encoder of 69b924b (the
 // body pinned since format 1, rebuilt here around the same body), and the hidden format-2
 // encoder of today gives the same bytes; format 3 comes from the hidden format-3 encoder.
@@ -57,7 +57,7 @@ fn ordered_harness() -> Harness {
 fn snapshot_bytes_of_a_fixed_history_are_pinned() {
     let h = ordered_harness();
     let bytes = h.sm.snapshot();
-    assert_eq!(&bytes[..8], b"RZKS\0\0\0\x04");
+    assert_eq!(&bytes[..8], b"RZKS\0\0\0\x05");
     let body = &bytes[8..bytes.len() - 12];
     assert_eq!(
         bytes[bytes.len() - 12..bytes.len() - 4],
@@ -71,15 +71,35 @@ fn snapshot_bytes_of_a_fixed_history_are_pinned() {
         "format-3 bytes changed"
     );
     // Format 4: the settings (extended types on, nothing recorded) after last_zxid.
-    assert_eq!(bytes[8..16], format_3[8..16]);
-    assert_eq!(bytes[16], 0b010);
+    let format_4 = h.sm.snapshot_copy().encode_format_4();
+    assert_eq!(&format_4[..8], b"RZKS\0\0\0\x04");
+    assert_eq!(format_4[8..16], format_3[8..16]);
+    assert_eq!(format_4[16], 0b010);
     assert_eq!(
-        bytes[17..bytes.len() - 12],
+        format_4[17..format_4.len() - 12],
         format_3[16..format_3.len() - 12]
     );
     assert_eq!(
-        (bytes.len(), crc32c::crc32c(&bytes)),
+        (format_4.len(), crc32c::crc32c(&format_4)),
         (PINNED_V4_LEN, PINNED_V4_CRC),
+        "format-4 bytes changed"
+    );
+    // Format 5: format 4 with each session's owner (0 here: entries without an origin).
+    assert_eq!(bytes[8..21], format_4[8..21]);
+    let sessions = u32::from_be_bytes(bytes[17..21].try_into().unwrap()) as usize;
+    assert_eq!(sessions, 2);
+    for i in 0..sessions {
+        let (at_5, at_4) = (21 + 20 * i, 21 + 12 * i);
+        assert_eq!(bytes[at_5..at_5 + 12], format_4[at_4..at_4 + 12]);
+        assert_eq!(bytes[at_5 + 12..at_5 + 20], [0; 8]);
+    }
+    assert_eq!(
+        bytes[21 + 20 * sessions..bytes.len() - 12],
+        format_4[21 + 12 * sessions..format_4.len() - 12]
+    );
+    assert_eq!(
+        (bytes.len(), crc32c::crc32c(&bytes)),
+        (PINNED_V5_LEN, PINNED_V5_CRC),
         "snapshot bytes changed"
     );
     let format_2 = include_bytes!("fixtures/ordered-history.v2.rzks");
@@ -102,7 +122,7 @@ fn snapshot_bytes_of_a_fixed_history_are_pinned() {
         (1550, 3_936_696_200),
         "snapshot body changed"
     );
-    for older in [&format_1[..], &format_2[..], &format_3[..]] {
+    for older in [&format_1[..], &format_2[..], &format_3[..], &format_4[..]] {
         let restored = StateMachine::restore(h.sm.options().clone(), older).unwrap();
         restored.check_invariants();
         assert_eq!(restored.digest(), h.sm.digest());
@@ -119,6 +139,8 @@ const PINNED_V3_LEN: usize = 424;
 const PINNED_V3_CRC: u32 = 2_864_555_386;
 const PINNED_V4_LEN: usize = 425;
 const PINNED_V4_CRC: u32 = 1_235_277_491;
+const PINNED_V5_LEN: usize = 441;
+const PINNED_V5_CRC: u32 = 3_808_188_125;
 
 // Goal: encoding into a writer hands the bytes over in bounded pieces, as many as it says it wrote, the
 // same bytes as in memory; a writer's error comes back as an error. Method: a tree of about

@@ -10,7 +10,10 @@
 //! - `lastZxidSeen`: a ConnectRequest to a follower with a zxid ahead of what that member has
 //!   applied is refused (the connection closes without a session, as in ZooKeeper), one at or
 //!   below it gets a session; and a session moved to a lagging follower right after each write
-//!   is either refused or sees that write.
+//!   is either refused or sees that write;
+//! - a session that moves to another member while its old connection's writes are on their way
+//!   sees none of them land after its first read there (they are refused with SessionMoved), and
+//!   the old member closes the old connection.
 //!
 //! Timing: `tickTime=200`, `syncLimit=5`, as in `ensemble_replication.rs`. Nothing sleeps to
 //! synchronise: every wait polls a named condition against a deadline.
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 use support::ensemble::{assert_everywhere, connect, connect_with, srvr_zxid, wait_for_leader};
 use support::persistent;
 use support::{describe_output, zkcli, RzkServer};
-use wire::{new_session_request, Wire};
+use wire::{new_session_request, Ending, Wire};
 use zookeeper_client::{Acls, Client, CreateMode, EventType, OneshotWatcher};
 
 const TICK: Duration = Duration::from_millis(200);
@@ -535,8 +538,9 @@ const MOVES: usize = 200;
 /// leader) is reattached to a follower right after each of 200 writes through the leader, with
 /// the write's zxid as lastZxidSeen. The follower either refuses (connection closed without a
 /// ConnectResponse: it has not applied that zxid yet) or accepts S, and then S's `exists` of the
-/// node just written, without `sync`, must find it. A reattach is no log entry, so nothing but
-/// the zxid check keeps S from reading a stale follower. Prints how many moves were refused.
+/// node just written, without `sync`, must find it. (A reattach is a log entry, AttachSession,
+/// answered once applied on the follower, which by then has the write too; the zxid check
+/// refuses before it is proposed.) Prints how many moves were refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_moved_to_a_follower_never_sees_older_than_its_last_zxid_seen() {
     let servers = RzkServer::start_ensemble(3, CONFIG);
@@ -602,4 +606,114 @@ async fn a_session_moved_to_a_follower_never_sees_older_than_its_last_zxid_seen(
         refused < MOVES,
         "the follower refused every move; it never caught up with the writes"
     );
+}
+
+/// Creates the first connection of a moving session pipelines before the session moves.
+const PIPELINED: usize = 400;
+
+fn create_open(path: &str) -> rzk_proto::Request {
+    rzk_proto::Request::Create(rzk_proto::CreateRequest {
+        path: path.to_string(),
+        data: Some(b"x".to_vec()),
+        acl: vec![rzk_proto::Acl {
+            perms: 31,
+            id: rzk_proto::Id {
+                scheme: "world".to_string(),
+                id: "anyone".to_string(),
+            },
+        }],
+        flags: 0,
+    })
+}
+
+fn children_of(wire: &mut Wire, path: &str) -> BTreeSet<String> {
+    let answer = wire.call(&rzk_proto::Request::GetChildren(
+        rzk_proto::PathWatchRequest {
+            path: path.to_string(),
+            watch: false,
+        },
+    ));
+    match answer.reply {
+        Ok(rzk_proto::Response::GetChildren { children }) => children.into_iter().collect(),
+        other => panic!("getChildren {path}: {other:?}"),
+    }
+}
+
+/// A session that moves to another member while writes of its first connection are still on
+/// their way keeps its order, as ZooKeeper's session owner (SessionMoved) keeps it. Session S,
+/// on follower A, pipelines 400 creates and reads no reply; at once S reattaches on member B.
+/// B answers the reattach only once S's move (an AttachSession entry) is applied there, so S's
+/// first getChildren through B shows every create that reached the log before the move, and a
+/// create that reaches the log after it is refused (SessionMoved), never applied behind S's
+/// back. Member A closes S's old connection when it applies the move. Then, once everything A
+/// forwarded is in the log (a later write of another session through A, which A's ordered
+/// forwarding stream carries behind them, is answered) and B is synced, S's getChildren
+/// through B shows exactly its first list. Without owners, the old connection stayed open and
+/// its creates kept landing after S's first read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moved_between_members_sees_no_write_of_its_old_connection_land_later() {
+    let servers = RzkServer::start_ensemble(3, CONFIG);
+    let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let member_a = servers[(leader + 1) % 3].port();
+    let member_b = servers[(leader + 2) % 3].port();
+    tokio::task::block_in_place(|| {
+        let mut old = Wire::connect(member_a);
+        assert_eq!(old.call(&create_open("/moving")).err(), 0, "create /moving");
+        for n in 0..PIPELINED {
+            old.send(&create_open(&format!("/moving/c-{n:04}")));
+        }
+        let mut request = new_session_request();
+        request.session_id = old.session_id;
+        request.password = old.password.clone();
+        let mut new = Wire::unconnected(member_b);
+        let response = new
+            .handshake(&request)
+            .expect("the session reattaches on member B");
+        assert_eq!(response.session_id, old.session_id, "{response:?}");
+        let first = children_of(&mut new, "/moving");
+
+        // Member A stops the old connection once it applies the move (its replies come first).
+        let deadline = Instant::now() + WAIT;
+        let mut replies = 0;
+        loop {
+            match old.ending(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Ending::Closed) => break,
+                Ok(Ending::Frame(_)) => replies += 1,
+                Err(error) => panic!(
+                    "member A did not close the session's old connection within {WAIT:?} of \
+                     the move ({replies} replies read): {error}"
+                ),
+            }
+        }
+        let mut flush = Wire::connect(member_a);
+        assert_eq!(
+            flush.call(&create_open("/flushed")).err(),
+            0,
+            "a write through member A behind everything it forwarded"
+        );
+        let sync = rzk_proto::Request::Sync(rzk_proto::PathRequest {
+            path: "/moving".to_string(),
+        });
+        assert_eq!(new.call(&sync).err(), 0, "sync through member B");
+        let later = children_of(&mut new, "/moving");
+        let landed_later: Vec<&String> = later.difference(&first).collect();
+        assert!(
+            landed_later.is_empty(),
+            "{} creates of the old connection were applied after the moved session's first read \
+             ({} seen then): {:?}",
+            landed_later.len(),
+            first.len(),
+            landed_later.iter().take(5).collect::<Vec<_>>()
+        );
+        assert_eq!(later, first, "nothing the moved session saw went away");
+        eprintln!(
+            "{PIPELINED} creates pipelined on member A, then the session moved to member B: {} \
+             applied before the move, {} refused or never proposed; {replies} replies reached the \
+             old connection before it closed",
+            first.len(),
+            PIPELINED - first.len()
+        );
+        flush.drop_connection();
+        new.drop_connection();
+    });
 }

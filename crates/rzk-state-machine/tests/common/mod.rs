@@ -43,11 +43,16 @@ impl Harness {
     }
 
     pub fn entry(&mut self, session_id: SessionId, op: EntryOp) -> Applied {
+        self.entry_from(session_id, 0, op)
+    }
+
+    /// [`Harness::entry`] proposed by the connection `origin` ([`Entry::origin_of`]).
+    pub fn entry_from(&mut self, session_id: SessionId, origin: u64, op: EntryOp) -> Applied {
         self.time_ms += 1;
         let entry = Entry {
             session_id,
             xid: 1,
-            origin: 0,
+            origin,
             time_ms: self.time_ms,
             op,
         };

@@ -372,7 +372,7 @@ fn configuration(shared: &Shared) -> Map<String, Value> {
         "max_client_cnxns": options.max_client_connections_per_ip,
         "min_session_timeout": options.min_session_timeout_ms,
         "max_session_timeout": options.max_session_timeout_ms,
-        "server_id": options.server_id,
+        "server_id": options.reported_server_id(),
         "client_port_listen_backlog": -1,
     }));
     for (key, value) in &options.conf_lines {
@@ -440,7 +440,7 @@ fn environment_entries(shared: &Shared) -> BTreeMap<String, String> {
     put("user.name", std::env::var("USER").unwrap_or_default());
     put("user.home", std::env::var("HOME").unwrap_or_default());
     put("user.dir", directory);
-    put("server.id", shared.options.server_id.to_string());
+    put("server.id", shared.options.reported_server_id().to_string());
     entries
 }
 

@@ -141,7 +141,7 @@ fn configuration(shared: &Shared) -> String {
     let _ = writeln!(text, "minSessionTimeout={}", options.min_session_timeout_ms);
     let _ = writeln!(text, "maxSessionTimeout={}", options.max_session_timeout_ms);
     let _ = writeln!(text, "clientPortListenBacklog=-1");
-    let _ = writeln!(text, "serverId={}", options.server_id);
+    let _ = writeln!(text, "serverId={}", options.reported_server_id());
     for (key, value) in &options.conf_lines {
         let _ = writeln!(text, "{key}={value}");
     }
@@ -218,7 +218,7 @@ fn environment(shared: &Shared) -> String {
         .map(|d| d.display().to_string())
         .unwrap_or_default();
     let _ = writeln!(text, "user.dir={dir}");
-    let _ = writeln!(text, "server.id={}", shared.options.server_id);
+    let _ = writeln!(text, "server.id={}", shared.options.reported_server_id());
     text
 }
 

@@ -47,6 +47,17 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
+    /// The server id `conf` and the admin server report: 0 for a standalone server, as
+    /// ZooKeeper's standalone server (which reads no myid) reports, else `myid`. rzk's
+    /// standalone server is member 1 of a one-member group all the same.
+    pub fn reported_server_id(&self) -> u64 {
+        if self.standalone {
+            0
+        } else {
+            self.server_id
+        }
+    }
+
     /// Defaults for tests and the embedded default: tickTime 2000, timeouts 4 s..40 s.
     pub fn for_tests() -> ServerOptions {
         ServerOptions {

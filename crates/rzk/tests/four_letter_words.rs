@@ -126,7 +126,8 @@ fn four_letter_words_do_not_disturb_a_session() {
 /// maps the session to exactly {/w, /nope} and `wchp` maps each of those paths to exactly the session; the
 /// session's `cons` line has the same fields as ZooKeeper's (queued, recved, sent, sid, lop, est, to, lcxid,
 /// lzxid, lresp, llat, minlat, avglat, maxlat) with `to=` the negotiated 10000 and non-zero packet counts;
-/// `conf` has the same keys in the same order.
+/// `conf` has the same keys in the same order, and the same `serverId` (0 for a standalone
+/// server).
 #[test]
 fn listings_match_zookeeper() {
     if support::skip_without_reference("listings_match_zookeeper") {
@@ -154,6 +155,12 @@ fn listings_match_zookeeper() {
         problems.push(format!(
             "wchs: rzk {:?}, ZooKeeper {:?}",
             ours.wchs, theirs.wchs
+        ));
+    }
+    if ours.conf_server_id != theirs.conf_server_id {
+        problems.push(format!(
+            "conf serverId: rzk {:?}, ZooKeeper {:?}",
+            ours.conf_server_id, theirs.conf_server_id
         ));
     }
     if ours.conf_keys != theirs.conf_keys {
@@ -187,6 +194,7 @@ struct Listings {
     cons_fields: Vec<String>,
     cons_values: std::collections::HashMap<String, String>,
     conf_keys: Vec<String>,
+    conf_server_id: Option<String>,
 }
 
 impl Listings {
@@ -218,6 +226,11 @@ impl Listings {
                 (key.to_string(), value.to_string())
             })
             .collect();
+        let conf = four_letter(port, "conf");
+        let conf_pairs: Vec<(&str, &str)> = conf
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .collect();
         let listings = Listings {
             wchs: four_letter(port, "wchs"),
             wchc: grouped(&wchc_raw, &sid),
@@ -227,10 +240,11 @@ impl Listings {
             cons_fields: pairs.iter().map(|(key, _)| key.clone()).collect(),
             cons_values: pairs.into_iter().collect(),
             cons_line,
-            conf_keys: four_letter(port, "conf")
-                .lines()
-                .filter_map(|line| line.split_once('=').map(|(key, _)| key.to_string()))
-                .collect(),
+            conf_keys: conf_pairs.iter().map(|(key, _)| key.to_string()).collect(),
+            conf_server_id: conf_pairs
+                .iter()
+                .find(|(key, _)| *key == "serverId")
+                .map(|(_, value)| value.to_string()),
             session: sid,
         };
         session.close();

@@ -175,7 +175,7 @@ async fn handshake(
                 .sm
                 .session_timeout_ms(request.session_id)
                 .is_some()
-            && attach_session(shared, request.session_id, origin).await?;
+            && attach_session(shared, request.session_id, origin, timeout_ms).await?;
         if !valid {
             let expired = ConnectResponse {
                 protocol_version: 0,
@@ -209,6 +209,16 @@ async fn handshake(
     Ok((session_id, timeout_ms))
 }
 
+/// How long a handshake waits for its log entry (CreateSession, AttachSession) to be applied:
+/// the negotiated session timeout. The client has given up on the connection by then
+/// (ZooKeeper's clients wait at most that long for a ConnectResponse), so a handshake whose
+/// entry is held up (an ensemble that lost its quorum) does not keep its socket and task for
+/// longer. An entry applied later is harmless: a session nobody knows expires, and a later
+/// reattach moves the session again.
+fn handshake_commit_bound(timeout_ms: i32) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
+}
+
 async fn create_session(
     shared: &Arc<Shared>,
     timeout_ms: i32,
@@ -227,9 +237,11 @@ async fn create_session(
         .propose(entry.encode())
         .await
         .map_err(|_| ConnectionEnd::Stopped("no quorum to create a session"))?;
-    match proposal.await {
-        Ok(Ok(_)) => Ok(session_id),
-        _ => Err(ConnectionEnd::Stopped("session creation was not committed")),
+    match tokio::time::timeout(handshake_commit_bound(timeout_ms), proposal).await {
+        Ok(Ok(Ok(_))) => Ok(session_id),
+        _ => Err(ConnectionEnd::Stopped(
+            "session creation was not committed within the session timeout",
+        )),
     }
 }
 
@@ -245,6 +257,7 @@ async fn attach_session(
     shared: &Arc<Shared>,
     session_id: SessionId,
     origin: u64,
+    timeout_ms: i32,
 ) -> Result<bool, ConnectionEnd> {
     let entry = Entry {
         session_id,
@@ -258,8 +271,11 @@ async fn attach_session(
         .propose(entry.encode())
         .await
         .map_err(|_| ConnectionEnd::Stopped("no quorum to reattach the session"))?;
-    if !matches!(proposal.await, Ok(Ok(_))) {
-        return Err(ConnectionEnd::Stopped("session reattach was not committed"));
+    let committed = tokio::time::timeout(handshake_commit_bound(timeout_ms), proposal).await;
+    if !matches!(committed, Ok(Ok(Ok(_)))) {
+        return Err(ConnectionEnd::Stopped(
+            "session reattach was not committed within the session timeout",
+        ));
     }
     match shared.lock().sm.session_owner(session_id) {
         None => Ok(false),

@@ -172,3 +172,68 @@ pub enum MultiResult {
 
 /// A reply to one request, as the server holds it before encoding.
 pub type Reply = Result<Response, ErrorCode>;
+
+/// What [`Response::bytes_estimate`] allows for the parts of a reply that do not grow with the
+/// request: the frame length and `ReplyHeader` (20 bytes), a Stat (68), length prefixes and the
+/// multi terminator; each multi result gets it again for its own header, Stat and prefixes (at
+/// most 81 bytes). Larger than any of them, so that an estimate is never less than the bytes
+/// the reply takes encoded.
+pub const OVERHEAD_BYTES_ESTIMATE: usize = 128;
+
+/// Bytes of a list of strings, each with its length prefix.
+fn strings_bytes<'a>(strings: impl IntoIterator<Item = &'a String>) -> usize {
+    strings.into_iter().map(|text| text.len() + 4).sum()
+}
+
+fn data_bytes(data: &Option<Vec<u8>>) -> usize {
+    data.as_ref().map_or(0, Vec::len)
+}
+
+impl Response {
+    /// About how many bytes the reply carrying this response takes, frame length and header
+    /// included: everything that grows with the request (data, names, paths, ids) counted in
+    /// full, plus [`OVERHEAD_BYTES_ESTIMATE`] once and once per multi result. Never less than
+    /// the encoded size; cheap enough to compute for every reply (no encoding).
+    pub fn bytes_estimate(&self) -> usize {
+        let body = match self {
+            Response::Create { path } | Response::Create2 { path, .. } => path.len(),
+            Response::Sync { path } => path.len(),
+            Response::GetData { data, .. } => data_bytes(data),
+            Response::GetAcl { acl, .. } => acl
+                .iter()
+                .map(|acl| 12 + acl.id.scheme.len() + acl.id.id.len())
+                .sum(),
+            Response::GetChildren { children } | Response::GetChildren2 { children, .. } => {
+                strings_bytes(children)
+            }
+            Response::GetEphemerals { ephemerals } => strings_bytes(ephemerals),
+            Response::Multi(results) => results.iter().map(MultiResult::bytes_estimate).sum(),
+            Response::WhoAmI { clients } => clients
+                .iter()
+                .map(|client| 8 + client.auth_scheme.len() + client.user.len())
+                .sum(),
+            Response::Empty
+            | Response::Stat(_)
+            | Response::AllChildrenNumber { .. }
+            | Response::ErrorBody { .. } => 0,
+        };
+        OVERHEAD_BYTES_ESTIMATE + body
+    }
+}
+
+impl MultiResult {
+    /// What this result adds to its multi reply's [`Response::bytes_estimate`]: its path, names
+    /// or data, plus [`OVERHEAD_BYTES_ESTIMATE`].
+    pub fn bytes_estimate(&self) -> usize {
+        let body = match self {
+            MultiResult::Create { path } | MultiResult::Create2 { path, .. } => path.len(),
+            MultiResult::GetChildren { children } => strings_bytes(children),
+            MultiResult::GetData { data, .. } => data_bytes(data),
+            MultiResult::Delete
+            | MultiResult::SetData { .. }
+            | MultiResult::Check
+            | MultiResult::Error { .. } => 0,
+        };
+        OVERHEAD_BYTES_ESTIMATE + body
+    }
+}

@@ -1,5 +1,6 @@
 //! Round-trip property tests: every record, every `Request` variant, every `Response` and
-//! `MultiResult`, the handshake and notifications survive encode → decode unchanged.
+//! `MultiResult`, the handshake and notifications survive encode → decode unchanged (and a
+//! reply's size estimate is never below its encoded size).
 //! Method: proptest generates values, the encoder writes a frame, the test checks the length
 //! prefix against the body and decodes the body.
 
@@ -500,6 +501,18 @@ proptest! {
             prop_assert_eq!(header, ReplyHeader { xid, zxid, err: 0 });
             prop_assert_eq!(&decoded, &reply);
         }
+    }
+
+    /// The estimate that bounds a read's reply and a connection's queue
+    /// (`Response::bytes_estimate`) is never less than the frame the reply takes, length
+    /// prefix included, so a bound checked with it holds for the bytes sent.
+    #[test]
+    fn reply_estimate_covers_the_frame((response, _) in response_with_ops()) {
+        let estimate = response.bytes_estimate();
+        let reply: Reply = Ok(response);
+        let mut frame = Vec::new();
+        encode_reply(0, 0, &reply, &mut frame);
+        prop_assert!(frame.len() <= estimate, "{} > {estimate}: {reply:?}", frame.len());
     }
 
     /// Error replies are header-only and decode to the same code whatever the op.

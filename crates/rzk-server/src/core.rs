@@ -10,15 +10,19 @@
 //!    requester sees events its write fired before that write's reply.
 //!
 //! Nothing here blocks or awaits: outbound queues are bounded and `try_send`; a client that
-//! lets its queue fill is disconnected (see [`OUTBOUND_MESSAGES_MAX`]).
+//! lets its queue fill is disconnected (see [`OUTBOUND_MESSAGES_MAX`]), and so is one that
+//! asks for a read whose reply would be larger than [`REPLY_BYTES_MAX`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rzk_proto::{ErrorCode, Id, MultiResult, Reply, Request, Response};
-use rzk_state_machine::{Applied, Entry, EntryOp, Notification, SessionId, StateMachine};
+use rzk_proto::message::OVERHEAD_BYTES_ESTIMATE;
+use rzk_proto::{ErrorCode, Id, OpCode, Reply, Request};
+use rzk_state_machine::{
+    Applied, Entry, EntryOp, Notification, ReplyTooLarge, SessionId, StateMachine, REPLY_BYTES_MAX,
+};
 use tokio::sync::{mpsc, Notify};
 
 use crate::expiry::ExpiryTracker;
@@ -29,12 +33,20 @@ use crate::expiry::ExpiryTracker;
 pub const OUTBOUND_MESSAGES_MAX: usize = 100_000;
 
 /// Bytes of replies and events queued for one connection and not yet written to its socket,
-/// at most this many (estimated by [`Outbound::bytes`]; one message is always let through
-/// when nothing is queued). A client that stops reading while asking for large nodes would
-/// otherwise hold up to [`crate::connection::REQUESTS_IN_FLIGHT_MAX`] replies of up to
-/// `jute.maxbuffer` each (a gigabyte) per connection; past this it is disconnected, as for
-/// [`OUTBOUND_MESSAGES_MAX`].
+/// at most this many (estimated by [`Outbound::bytes`]). A client that stops reading while
+/// asking for large nodes would otherwise hold up to
+/// [`crate::connection::REQUESTS_IN_FLIGHT_MAX`] replies of up to `jute.maxbuffer` each (a
+/// gigabyte) per connection; past this it is disconnected, as for [`OUTBOUND_MESSAGES_MAX`].
+///
+/// One message is always let through when nothing is queued. A read's reply never needs that:
+/// the state machine refuses to build one larger than [`REPLY_BYTES_MAX`], by the same
+/// estimate, and that is no more than this (checked below), so it always fits an empty queue.
+/// It remains for a write's reply or a watch event, whose size the request's `jute.maxbuffer`
+/// bounds (a multi of many small ops is estimated at 128 bytes a result).
 pub const OUTBOUND_BYTES_MAX: usize = 64 << 20;
+
+// A read's reply, refused past REPLY_BYTES_MAX, always fits an empty queue.
+const _: () = assert!(REPLY_BYTES_MAX <= OUTBOUND_BYTES_MAX);
 
 /// When a request was read, and its opcode (the wire value): latency is measured, by opcode,
 /// when the reply is written.
@@ -61,47 +73,49 @@ pub enum Outbound {
 
 impl Outbound {
     /// About how many bytes the message takes until it is written: what grows with the
-    /// request (data, names, paths) plus a fixed allowance for headers and Stats. The queue's
-    /// byte count ([`OUTBOUND_BYTES_MAX`]) adds it when the message is queued and the writer
-    /// takes it off once written, so both use this function on the same message.
+    /// request (data, names, paths) in full, plus a fixed allowance for headers and Stats
+    /// ([`rzk_proto::Response::bytes_estimate`] for a reply). The queue's byte count
+    /// ([`OUTBOUND_BYTES_MAX`]) adds it when the message is queued and the writer takes it off
+    /// once written, so both use this function on the same message. The state machine bounds
+    /// a read's reply by the same estimate ([`REPLY_BYTES_MAX`]).
     pub fn bytes(&self) -> usize {
-        const FIXED: usize = 128;
-        let names = |names: &[String]| names.iter().map(|name| name.len() + 4).sum::<usize>();
-        let data = |data: &Option<Vec<u8>>| data.as_ref().map_or(0, Vec::len);
-        let body = match self {
+        match self {
             Outbound::Reply {
                 reply: Ok(response),
                 ..
-            } => match response {
-                Response::Create { path } | Response::Create2 { path, .. } => path.len(),
-                Response::Sync { path } => path.len(),
-                Response::GetData { data: value, .. } => data(value),
-                Response::GetAcl { acl, .. } => acl.len() * 64,
-                Response::GetChildren { children } | Response::GetChildren2 { children, .. } => {
-                    names(children)
-                }
-                Response::GetEphemerals { ephemerals } => names(ephemerals),
-                Response::Multi(results) => results
-                    .iter()
-                    .map(|result| {
-                        FIXED
-                            + match result {
-                                MultiResult::Create { path }
-                                | MultiResult::Create2 { path, .. } => path.len(),
-                                MultiResult::GetChildren { children } => names(children),
-                                MultiResult::GetData { data: value, .. } => data(value),
-                                _ => 0,
-                            }
-                    })
-                    .sum(),
-                Response::WhoAmI { clients } => clients.len() * 64,
-                _ => 0,
-            },
-            Outbound::Reply { reply: Err(_), .. } | Outbound::Close => 0,
-            Outbound::Notification(notification) => notification.event.path.len(),
-        };
-        FIXED + body
+            } => response.bytes_estimate(),
+            Outbound::Reply { reply: Err(_), .. } | Outbound::Close => OVERHEAD_BYTES_ESTIMATE,
+            Outbound::Notification(notification) => {
+                OVERHEAD_BYTES_ESTIMATE + notification.event.path.len()
+            }
+        }
     }
+}
+
+/// Serves one queued read, `(xid, received, request, auth)`, onto `outbound`: the watch events
+/// it fired that the session may read, then its reply. Nothing is queued when the reply would
+/// be too large.
+fn serve_read(
+    sm: &mut StateMachine,
+    session_id: SessionId,
+    (xid, received, request, auth): (i32, Received, &Request, &[Id]),
+    outbound: &mut Vec<Outbound>,
+) -> Result<(), ReplyTooLarge> {
+    let mut notifications = Vec::new();
+    let reply = sm.read(session_id, auth, request, &mut notifications)?;
+    for notification in notifications {
+        // setWatches' events carry no ACL (ZooKeeper checks none there).
+        if sm.may_deliver(&notification, auth) {
+            outbound.push(Outbound::Notification(notification));
+        }
+    }
+    outbound.push(Outbound::Reply {
+        xid,
+        zxid: sm.last_zxid(),
+        reply,
+        received,
+    });
+    Ok(())
 }
 
 /// One request of a session that has not been answered yet.
@@ -459,8 +473,8 @@ impl Core {
         let Some(attached) = self.attached.get_mut(&session_id) else {
             return;
         };
-        let mut notifications = Vec::new();
         let mut outbound = Vec::new();
+        let mut refused = None;
         while let Some(head) = attached.pending.front() {
             if matches!(head, Pending::Write { result: None, .. }) {
                 break;
@@ -504,26 +518,48 @@ impl Core {
                     request,
                     auth,
                 } => {
-                    let reply = self
-                        .sm
-                        .read(session_id, &auth, &request, &mut notifications);
-                    for notification in notifications.drain(..) {
-                        // setWatches' events carry no ACL (ZooKeeper checks none there).
-                        if self.sm.may_deliver(&notification, &auth) {
-                            outbound.push(Outbound::Notification(notification));
-                        }
+                    let read = (xid, received, &request, auth.as_slice());
+                    if let Err(too_large) =
+                        serve_read(&mut self.sm, session_id, read, &mut outbound)
+                    {
+                        refused = Some((request.op(), too_large));
+                        break;
                     }
-                    outbound.push(Outbound::Reply {
-                        xid,
-                        zxid: self.sm.last_zxid(),
-                        reply,
-                        received,
-                    });
                 }
             }
         }
         for message in outbound {
             self.send(session_id, message);
+        }
+        if let Some((op, too_large)) = refused {
+            self.close_for_reply_too_large(session_id, op, too_large);
+        }
+    }
+
+    /// A read's reply would be larger than [`REPLY_BYTES_MAX`]: the connection is closed once
+    /// the replies queued before it are written, as a ZooKeeper client drops a connection whose
+    /// reply is longer than its `jute.maxbuffer` (ZooKeeper builds the reply first). The
+    /// session's later requests are not answered; the session lives on, and its client
+    /// reconnects as after any lost connection.
+    fn close_for_reply_too_large(
+        &mut self,
+        session_id: SessionId,
+        op: OpCode,
+        too_large: ReplyTooLarge,
+    ) {
+        tracing::warn!(
+            session_id = format_args!("0x{session_id:x}"),
+            opcode = op.code(),
+            request = ?op,
+            bytes = too_large.bytes,
+            bytes_max = too_large.limit,
+            "a read's reply would be larger than the limit; not sent, closing the connection"
+        );
+        self.send(session_id, Outbound::Close);
+        if let Some(attached) = self.attached.get(&session_id) {
+            attached.kill.notify_one();
+            let connection_id = attached.connection_id;
+            self.detach(session_id, connection_id);
         }
     }
 

@@ -11,7 +11,8 @@
 //!   happened as data ([`Applied`]): the result for the requesting session and the watch events
 //!   to deliver. Every entry consumes one zxid (`last_zxid + 1`), failed writes included,
 //!   except a Settings entry (below).
-//! - [`StateMachine::read`] serves a read for one session, registering watches if asked.
+//! - [`StateMachine::read`] serves a read for one session, registering watches if asked; a
+//!   reply larger than [`REPLY_BYTES_MAX`] is refused ([`ReplyTooLarge`]), not built.
 //! - The watch table is local to the member (not in snapshots): the server registers the
 //!   watches of the sessions connected to it and drops them when a connection goes away.
 //!
@@ -73,6 +74,7 @@ mod write;
 pub use acl::{auth_id_for, auth_ids_for, digest_id};
 pub use digest::znode_digest;
 pub use entry::{Entry, EntryDecodeError, EntryOp};
+pub use read::{ReplyTooLarge, REPLY_BYTES_MAX};
 pub use watch::WATCHES_PER_SESSION_MAX;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -393,6 +395,10 @@ impl StateMachine {
     /// ping, whoAmI, setWatches(2)) for a session with the given auth ids. Watches asked for are
     /// registered for `session_id`. Other requests answer Unimplemented.
     ///
+    /// A reply larger than [`REPLY_BYTES_MAX`] is not answered: [`ReplyTooLarge`] instead (a
+    /// multiRead stops building at the result that goes past it), and the caller closes the
+    /// connection.
+    ///
     /// removeWatches adds nothing to `notifications`: ZooKeeper's server sends no
     /// `*WatchRemoved` events — the client library makes them itself when the reply is OK.
     pub fn read(
@@ -401,7 +407,7 @@ impl StateMachine {
         auth: &[Id],
         request: &Request,
         notifications: &mut Vec<Notification>,
-    ) -> Reply {
+    ) -> Result<Reply, ReplyTooLarge> {
         // ZooKeeper's tree keys the root both as "" and "/": a read of the empty path answers
         // for "/", and getAllChildrenNumber("") counts every key under "/" plus "/" itself.
         if let Request::GetAllChildrenNumber(r) = request {
@@ -409,18 +415,19 @@ impl StateMachine {
                 let root = Request::GetAllChildrenNumber(rzk_proto::PathRequest {
                     path: "/".to_string(),
                 });
-                return match self.serve_read(session_id, auth, &root, notifications) {
+                let reply =
+                    self.serve_read(session_id, auth, &root, notifications, REPLY_BYTES_MAX)?;
+                return Ok(match reply {
                     Ok(Response::AllChildrenNumber { total }) => {
                         Ok(Response::AllChildrenNumber { total: total + 1 })
                     }
                     other => other,
-                };
+                });
             }
         }
-        match root_for_empty_path(request) {
-            Some(request) => self.serve_read(session_id, auth, &request, notifications),
-            None => self.serve_read(session_id, auth, request, notifications),
-        }
+        let root = root_for_empty_path(request);
+        let request = root.as_ref().unwrap_or(request);
+        self.serve_read(session_id, auth, request, notifications, REPLY_BYTES_MAX)
     }
 
     /// Re-arm watches after a reconnect (setWatches/setWatches2) with ZooKeeper's relativeZxid

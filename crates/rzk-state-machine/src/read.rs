@@ -1,6 +1,7 @@
 //! Local reads (`FinalRequestProcessor`), watch registration, checkWatches/removeWatches and
 //! setWatches. Reads never change the tree, only this member's watch table.
 
+use rzk_proto::message::OVERHEAD_BYTES_ESTIMATE;
 use rzk_proto::{
     AddWatchMode, ClientInfo, ErrorCode, EventType, Id, MultiResult, PathRequest, PathWatchRequest,
     RemoveWatchesRequest, Reply, Request, Response, SetWatches, WatcherType,
@@ -14,8 +15,90 @@ use crate::{notification, Notification, SessionId, StateMachine};
 /// Events fired by setWatches carry no zxid (`WatchedEvent` without one).
 const NO_ZXID: i64 = -1;
 
+/// The most bytes of reply one read may make this member build, counted by
+/// [`Response::bytes_estimate`] (data, names and paths in full, plus a fixed allowance for the
+/// header and for each multi result), which is never less than the encoded size.
+///
+/// Without it one small request could make the server build any amount: a 5 KB multiRead of
+/// 300 getData on a 1 MiB znode is a 300 MB reply. ZooKeeper builds it (only its heap limits
+/// it), but its clients refuse a reply longer than their own `jute.maxbuffer` (1 MiB by
+/// default) and drop the connection, so such a reply serves nobody. A read past this is
+/// refused with [`ReplyTooLarge`] and the server closes the connection, as the client would.
+/// 64 MiB is the most one connection's reply queue holds (rzk-server's `OUTBOUND_BYTES_MAX`,
+/// by the same estimate), so a larger reply could not be queued behind anything; it is 64
+/// times a default client's `jute.maxbuffer`, room for clients that raised theirs.
+pub const REPLY_BYTES_MAX: usize = 64 << 20;
+
+/// A read whose reply would be larger than [`REPLY_BYTES_MAX`]: nothing is answered. Watches
+/// the read registered before it stopped belong to the connection, which the server closes
+/// (and so drops them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the reply takes at least {bytes} bytes, more than the {limit} allowed")]
+pub struct ReplyTooLarge {
+    /// Bytes the reply took (as [`Response::bytes_estimate`] counts) when building stopped: a
+    /// multiRead stops at the first result that takes it past the limit.
+    pub bytes: usize,
+    /// The limit it went past ([`REPLY_BYTES_MAX`]).
+    pub limit: usize,
+}
+
+/// The bytes of a multiRead reply being built, which may not pass `limit`. Starts with the
+/// reply's own allowance, so that it ends equal to the whole reply's
+/// [`Response::bytes_estimate`].
+struct ReplyBudget {
+    bytes: usize,
+    limit: usize,
+}
+
+impl ReplyBudget {
+    fn new(limit: usize) -> ReplyBudget {
+        ReplyBudget {
+            bytes: OVERHEAD_BYTES_ESTIMATE,
+            limit,
+        }
+    }
+
+    /// Counts one more result; an error once the reply is past the limit.
+    fn add(&mut self, result: &MultiResult) -> Result<(), ReplyTooLarge> {
+        self.bytes = self.bytes.saturating_add(result.bytes_estimate());
+        if self.bytes > self.limit {
+            return Err(ReplyTooLarge {
+                bytes: self.bytes,
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl StateMachine {
+    /// Serves a read whose reply may take at most `reply_bytes_max` bytes. A multiRead is
+    /// bounded while it is built (each getData in it may add up to `jute.maxbuffer`); every
+    /// other reply holds at most one node's data, one node's children or the session's
+    /// ephemerals, which the tree bounds, so it is checked once built.
     pub(crate) fn serve_read(
+        &mut self,
+        session_id: SessionId,
+        auth: &[Id],
+        request: &Request,
+        notifications: &mut Vec<Notification>,
+        reply_bytes_max: usize,
+    ) -> Result<Reply, ReplyTooLarge> {
+        if let Request::MultiRead(ops) = request {
+            return self.read_multi(session_id, auth, ops, reply_bytes_max);
+        }
+        let reply = self.serve_single_read(session_id, auth, request, notifications);
+        if let Ok(response) = &reply {
+            let bytes = response.bytes_estimate();
+            if bytes > reply_bytes_max {
+                let limit = reply_bytes_max;
+                return Err(ReplyTooLarge { bytes, limit });
+            }
+        }
+        Ok(reply)
+    }
+
+    fn serve_single_read(
         &mut self,
         session_id: SessionId,
         auth: &[Id],
@@ -36,7 +119,6 @@ impl StateMachine {
             Request::GetAcl(record) => self.read_acl(auth, record),
             Request::GetEphemerals(record) => Ok(self.read_ephemerals(session_id, record)),
             Request::GetAllChildrenNumber(record) => self.read_all_children_number(auth, record),
-            Request::MultiRead(ops) => self.read_multi(session_id, auth, ops),
             Request::CheckWatches(record) => self.check_watches(session_id, record),
             Request::RemoveWatches(record) => self.remove_watches(session_id, record),
             Request::AddWatch(record) => self.add_watch(session_id, &record.path, record.mode),
@@ -170,13 +252,21 @@ impl StateMachine {
 
     /// Each read answers on its own; errors become `MultiResult::Error`. Only getChildren and
     /// getData may appear (anything else fails the whole request, as ZooKeeper's decoder does).
-    fn read_multi(&mut self, session_id: SessionId, auth: &[Id], ops: &[Request]) -> Reply {
+    /// Building stops at the first result that takes the reply past `reply_bytes_max`.
+    fn read_multi(
+        &mut self,
+        session_id: SessionId,
+        auth: &[Id],
+        ops: &[Request],
+        reply_bytes_max: usize,
+    ) -> Result<Reply, ReplyTooLarge> {
         if !ops
             .iter()
             .all(|op| matches!(op, Request::GetChildren(_) | Request::GetData(_)))
         {
-            return Err(ErrorCode::MarshallingError);
+            return Ok(Err(ErrorCode::MarshallingError));
         }
+        let mut budget = ReplyBudget::new(reply_bytes_max);
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             // As outside a multiRead, the empty path reads the root.
@@ -190,9 +280,11 @@ impl StateMachine {
                     .map(|(data, stat)| MultiResult::GetData { data, stat }),
                 _ => Err(ErrorCode::MarshallingError),
             };
-            results.push(result.unwrap_or_else(|code| MultiResult::Error { err: code.code() }));
+            let result = result.unwrap_or_else(|code| MultiResult::Error { err: code.code() });
+            budget.add(&result)?;
+            results.push(result);
         }
-        Ok(Response::Multi(results))
+        Ok(Ok(Response::Multi(results)))
     }
 
     /// 3.9 behaviour: NoWatcher unless this session has such a watch (3.8.0 answered OK if
@@ -303,5 +395,176 @@ fn client_info(id: &Id) -> ClientInfo {
     ClientInfo {
         auth_scheme: id.scheme.clone(),
         user,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rzk_proto::message::OVERHEAD_BYTES_ESTIMATE;
+    use rzk_proto::{
+        CreateMode, MultiResult, PathRequest, PathWatchRequest, Reply, Request, Response,
+        SetDataRequest,
+    };
+
+    use super::{ReplyTooLarge, REPLY_BYTES_MAX};
+    use crate::write::tests::{apply, create, started};
+    use crate::{SessionId, StateMachine};
+
+    /// The session `started` opens.
+    const SESSION: SessionId = 1;
+
+    fn create_with_data(state: &mut StateMachine, path: &str, data: Vec<u8>) {
+        assert!(apply(state, create(path, 0)).is_ok(), "create {path}");
+        let set = Request::SetData(SetDataRequest {
+            path: path.into(),
+            data: Some(data),
+            version: -1,
+        });
+        assert!(apply(state, set).is_ok(), "setData {path}");
+    }
+
+    /// /a holds 1,000 bytes; /p has three children, one an ephemeral of SESSION.
+    fn tree() -> StateMachine {
+        let mut state = started();
+        create_with_data(&mut state, "/a", vec![7; 1_000]);
+        for path in ["/p", "/p/one", "/p/two"] {
+            assert!(apply(&mut state, create(path, 0)).is_ok(), "create {path}");
+        }
+        let ephemeral = create("/p/three", CreateMode::Ephemeral.code());
+        assert!(apply(&mut state, ephemeral).is_ok());
+        state
+    }
+
+    fn read(
+        state: &mut StateMachine,
+        request: &Request,
+        limit: usize,
+    ) -> Result<Reply, ReplyTooLarge> {
+        let mut notifications = Vec::new();
+        state.serve_read(SESSION, &[], request, &mut notifications, limit)
+    }
+
+    /// The record of a getData or getChildren without a watch.
+    fn unwatched(path: &str) -> PathWatchRequest {
+        PathWatchRequest {
+            path: path.into(),
+            watch: false,
+        }
+    }
+
+    fn get_data(path: &str) -> Request {
+        Request::GetData(unwatched(path))
+    }
+
+    // Goal: a multiRead is answered whole while its reply, counted as it is built, stays within
+    // the limit, and refused once it passes it, by one byte or more. Method: five getData of a
+    // 1,000-byte node plus a getChildren; the limit set to the reply's exact count, then one
+    // byte less, then to room for two results only.
+    #[test]
+    fn multi_read_is_answered_up_to_the_limit_and_refused_past_it() {
+        let mut state = tree();
+        let mut ops = vec![get_data("/a"); 5];
+        ops.push(Request::GetChildren(unwatched("/p")));
+        ops.push(get_data("/missing"));
+        let multi = Request::MultiRead(ops);
+        let unbounded = read(&mut state, &multi, usize::MAX).expect("no limit");
+        let Ok(Response::Multi(results)) = &unbounded else {
+            panic!("multiRead: {unbounded:?}");
+        };
+        let data_result = OVERHEAD_BYTES_ESTIMATE + 1_000;
+        // Each name with its 4-byte length prefix.
+        let children_result = OVERHEAD_BYTES_ESTIMATE + (3 + 4) + (3 + 4) + (5 + 4);
+        let error_result = OVERHEAD_BYTES_ESTIMATE;
+        let exact = OVERHEAD_BYTES_ESTIMATE + 5 * data_result + children_result + error_result;
+        assert_eq!(results.len(), 7);
+        assert!(matches!(results[6], MultiResult::Error { err: -101 }));
+        assert_eq!(unbounded.as_ref().map(Response::bytes_estimate), Ok(exact));
+
+        // Just under (at) the limit: the same answer as without one.
+        assert_eq!(read(&mut state, &multi, exact), Ok(unbounded));
+        // Just over: the last result (the NoNode error) takes it past.
+        let refused = ReplyTooLarge {
+            bytes: exact,
+            limit: exact - 1,
+        };
+        assert_eq!(read(&mut state, &multi, exact - 1), Err(refused));
+        // Room for two results: building stops at the third, not after the seventh.
+        let two = OVERHEAD_BYTES_ESTIMATE + 2 * data_result;
+        let refused = ReplyTooLarge {
+            bytes: two + data_result,
+            limit: two,
+        };
+        assert_eq!(read(&mut state, &multi, two), Err(refused));
+    }
+
+    // Goal: `read` applies REPLY_BYTES_MAX itself: a multiRead whose reply counts exactly
+    // 64 MiB is answered, one whose every result is a byte larger is refused. Method: 64 getData
+    // of a node sized so that 64 results and the reply's own allowance add up to the limit.
+    #[test]
+    fn read_answers_up_to_reply_bytes_max() {
+        let mut state = started();
+        let results = 64;
+        let per_result = (REPLY_BYTES_MAX - OVERHEAD_BYTES_ESTIMATE) / results;
+        assert_eq!(
+            per_result * results + OVERHEAD_BYTES_ESTIMATE,
+            REPLY_BYTES_MAX
+        );
+        let data = per_result - OVERHEAD_BYTES_ESTIMATE;
+        create_with_data(&mut state, "/fits", vec![1; data]);
+        create_with_data(&mut state, "/over", vec![2; data + 1]);
+        let mut notifications = Vec::new();
+        let fits = Request::MultiRead(vec![get_data("/fits"); results]);
+        let answered = state.read(SESSION, &[], &fits, &mut notifications);
+        let Ok(Ok(Response::Multi(answers))) = &answered else {
+            panic!(
+                "64 MiB exactly: {:?}",
+                answered.map(|reply| reply.map(|_| ()))
+            );
+        };
+        assert_eq!(answers.len(), results);
+        let over = Request::MultiRead(vec![get_data("/over"); results]);
+        let refused = state.read(SESSION, &[], &over, &mut notifications);
+        let expected = ReplyTooLarge {
+            bytes: REPLY_BYTES_MAX + results,
+            limit: REPLY_BYTES_MAX,
+        };
+        assert_eq!(refused.map(|reply| reply.map(|_| ())), Err(expected));
+    }
+
+    // Goal: a multiRead that breaks the op rules still answers MarshallingError, however small
+    // the limit: only a reply is bounded.
+    #[test]
+    fn a_malformed_multi_read_is_answered_under_any_limit() {
+        let mut state = tree();
+        let bad = Request::MultiRead(vec![Request::Exists(unwatched("/a"))]);
+        assert_eq!(
+            read(&mut state, &bad, 0),
+            Ok(Err(rzk_proto::ErrorCode::MarshallingError))
+        );
+    }
+
+    // Goal: getData, getChildren, getChildren2 and getEphemerals, whose replies the tree bounds,
+    // are checked once built: answered at their exact count, refused one byte below it.
+    #[test]
+    fn single_reads_are_checked_once_built() {
+        let mut state = tree();
+        let ephemerals = Request::GetEphemerals(PathRequest { path: "/".into() });
+        let children = Request::GetChildren(unwatched("/p"));
+        let children2 = Request::GetChildren2(unwatched("/p"));
+        for request in [get_data("/a"), children, children2, ephemerals] {
+            let reply = read(&mut state, &request, usize::MAX).expect("no limit");
+            let exact = reply.as_ref().map_or(0, Response::bytes_estimate);
+            assert!(exact > OVERHEAD_BYTES_ESTIMATE, "{request:?}: {reply:?}");
+            assert_eq!(read(&mut state, &request, exact), Ok(reply), "{request:?}");
+            let refused = ReplyTooLarge {
+                bytes: exact,
+                limit: exact - 1,
+            };
+            assert_eq!(
+                read(&mut state, &request, exact - 1),
+                Err(refused),
+                "{request:?}"
+            );
+        }
     }
 }

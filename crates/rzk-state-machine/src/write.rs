@@ -640,12 +640,12 @@ fn multi_result(result: WriteOk) -> MultiResult {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rzk_proto::{codes::perms, Acl, CreateRequest, Id, Request, Response, SetDataRequest};
 
     use crate::{Entry, EntryOp, Options, StateMachine};
 
-    fn apply(state: &mut StateMachine, request: Request) -> rzk_proto::Reply {
+    pub(crate) fn apply(state: &mut StateMachine, request: Request) -> rzk_proto::Reply {
         let write = EntryOp::Write {
             auth: vec![],
             request,
@@ -661,7 +661,7 @@ mod tests {
             .reply
     }
 
-    fn create(path: &str, flags: i32) -> Request {
+    pub(crate) fn create(path: &str, flags: i32) -> Request {
         let acl = vec![Acl {
             perms: perms::ALL,
             id: Id {
@@ -677,7 +677,8 @@ mod tests {
         })
     }
 
-    fn started() -> StateMachine {
+    /// Session 1 open and /s created.
+    pub(crate) fn started() -> StateMachine {
         let mut state = StateMachine::new(Options::default());
         state.apply(&Entry {
             session_id: 1,

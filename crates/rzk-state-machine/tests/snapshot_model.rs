@@ -48,9 +48,9 @@ fn dump(sm: &mut StateMachine) -> Vec<NodeDump> {
             &mut sink,
         );
         let (
-            Ok(Response::GetData { data, stat }),
-            Ok(Response::GetChildren2 { children, .. }),
-            Ok(Response::GetAcl { acl, .. }),
+            Ok(Ok(Response::GetData { data, stat })),
+            Ok(Ok(Response::GetChildren2 { children, .. })),
+            Ok(Ok(Response::GetAcl { acl, .. })),
         ) = (data, children, acl)
         else {
             panic!("read of {path} failed");

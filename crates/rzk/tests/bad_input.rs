@@ -955,3 +955,78 @@ fn a_client_that_reads_no_large_replies_is_cut_off() {
     );
     assert_alive(&mut server, "a client that read none of its large replies");
 }
+
+/// The most memory the server process has held so far (`VmHWM` in `/proc/<pid>/status`).
+fn peak_memory_bytes(server: &TestServer) -> u64 {
+    let pid = server.pid().expect("the server runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read its status");
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().strip_suffix("kB"))
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no VmHWM line in /proc/{pid}/status"));
+    kib * 1024
+}
+
+/// A 6 KB multiRead of 300 getData on a 1 MB node asks for a 300 MB reply. The server stops
+/// building it once its results pass 64 MiB (REPLY_BYTES_MAX), logs why and closes the
+/// connection, as a ZooKeeper client drops a reply longer than its jute.maxbuffer; its peak
+/// memory grows by less than half the reply, and another session on the server is served on.
+/// A multiRead under the limit on the same node is answered in full, as before.
+#[test]
+fn a_multi_read_past_the_reply_limit_closes_the_connection() {
+    let mut server = RzkServer::start(&[]);
+    let port = server.port();
+    let value = vec![7; 1_000_000];
+    let mut bystander = Wire::connect(port);
+    assert_eq!(
+        bystander.call(&create("/large", value.clone())).err(),
+        0,
+        "create /large"
+    );
+    let stat = match bystander.call(&get_data("/large")).reply {
+        Ok(rzk_proto::Response::GetData { stat, .. }) => stat,
+        other => panic!("getData /large: {other:?}"),
+    };
+    let fitting = bystander.call(&Request::MultiRead(vec![get_data("/large"); 20]));
+    let expected = rzk_proto::MultiResult::GetData {
+        data: Some(value),
+        stat,
+    };
+    // Compared without printing 20 MB on a failure.
+    assert!(
+        fitting.reply == Ok(rzk_proto::Response::Multi(vec![expected; 20])),
+        "a 20 MB multiRead is answered whole: err {}, {} bytes",
+        fitting.err(),
+        fitting.body_len
+    );
+
+    let peak_before = peak_memory_bytes(&server);
+    let mut greedy = Wire::connect(port);
+    let reply_bytes: u64 = 300 * 1_000_000;
+    let multi_read = Request::MultiRead(vec![get_data("/large"); 300]);
+    assert_eq!(
+        reaction(&mut greedy, &request_bytes(1, &multi_read), wire::WAIT),
+        "closed",
+        "the connection that asked for a 300 MB reply is closed, with no reply\n{}",
+        server.log_tail()
+    );
+    let log = server.log();
+    assert!(
+        log.contains("a read's reply would be larger than the limit") && log.contains("opcode=22"),
+        "the server says why it closed the connection\n{}",
+        server.log_tail()
+    );
+    let grown = peak_memory_bytes(&server).saturating_sub(peak_before);
+    assert!(
+        grown < reply_bytes / 2,
+        "the server's peak memory grew by {grown} bytes for a refused {reply_bytes}-byte reply"
+    );
+    assert_eq!(
+        bystander.call(&exists("/large")).err(),
+        0,
+        "the other session after the refused multiRead"
+    );
+    assert_alive(&mut server, "a multiRead past the reply limit");
+}

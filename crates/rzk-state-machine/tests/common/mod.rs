@@ -119,7 +119,10 @@ impl Harness {
         request: Request,
     ) -> (Reply, Vec<Notification>) {
         let mut notifications = Vec::new();
-        let reply = self.sm.read(session, auth, &request, &mut notifications);
+        let reply = self
+            .sm
+            .read(session, auth, &request, &mut notifications)
+            .expect("a reply within REPLY_BYTES_MAX");
         self.sm.check_invariants();
         (reply, notifications)
     }

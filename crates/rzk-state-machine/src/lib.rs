@@ -10,7 +10,7 @@
 //! - [`StateMachine::apply`] takes committed [`Entry`]s strictly in log order and returns what
 //!   happened as data ([`Applied`]): the result for the requesting session and the watch events
 //!   to deliver. Every entry consumes one zxid (`last_zxid + 1`), failed writes included,
-//!   except a Settings entry (below).
+//!   except a Settings entry (below) and an AttachSession entry (see "Sessions have owners").
 //! - [`StateMachine::read`] serves a read for one session, registering watches if asked; a
 //!   reply larger than [`REPLY_BYTES_MAX`] is refused ([`ReplyTooLarge`]), not built.
 //! - The watch table is local to the member (not in snapshots): the server registers the
@@ -19,7 +19,7 @@
 //! # Settings are replicated
 //! `skipACL` and `extendedTypesEnabled` change what a write does when it is applied, so they
 //! are part of the replicated state and change only through the log: an
-//! [`EntryOp::Settings`] entry sets them (it takes no zxid), snapshots carry them (format 4),
+//! [`EntryOp::Settings`] entry sets them (it takes no zxid), snapshots carry them (format 4 on),
 //! and a log replayed after a restart, or on a member whose zoo.cfg says otherwise, gives the
 //! results the clients saw. The [`Options`] given to [`StateMachine::new`] (or to
 //! [`StateMachine::restore`] of a snapshot older than format 4) hold until the first Settings
@@ -28,6 +28,15 @@
 //! replay agrees: `extendedTypesEnabled` stays on while a TTL node exists (off, they would
 //! read as ephemerals of sessions that do not exist), and stays off while an open session's
 //! id reads as a TTL owner with it on (its ephemerals would read as TTL nodes).
+//!
+//! # Sessions have owners
+//! A session's writes come from one connection, its owner (an [`Entry::origin`]): the one that
+//! created it, or the last one that reattached it through an [`EntryOp::AttachSession`] entry
+//! (which takes no zxid). A write proposed by any other connection is refused with
+//! SessionMoved when it is applied, on every member alike, so a write of an older connection
+//! that reaches the log after the session moved is never applied. Snapshots carry the owners
+//! (format 5); sessions from older logs and snapshots have owner 0, which any connection may
+//! write as.
 //!
 //! # The tree is persistent
 //! The nodes live in one `imbl::OrdMap` keyed by full path (a B+tree with structural sharing;
@@ -126,7 +135,7 @@ pub struct Applied {
 
 /// Tunables that change apply results. `skip_acl` and `extended_types_enabled` are replicated
 /// (see the crate docs, "Settings are replicated"): the values given here are the state's
-/// until a Settings entry or a format-4 snapshot says otherwise.
+/// until a Settings entry or a snapshot of format 4 or later says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Options {
     /// `extendedTypesEnabled`: TTL nodes allowed (else createTTL answers Unimplemented).

@@ -308,7 +308,7 @@ async fn run_session(
             id: ip.clone(),
         })
         .collect();
-    shared.lock().attach(
+    let attached = shared.lock().attach(
         session_id,
         connection_id,
         out_tx,
@@ -316,6 +316,11 @@ async fn run_session(
         kill.clone(),
         auth.clone(),
     );
+    if !attached {
+        return Err(ConnectionEnd::Stopped(
+            "the session moved to another connection, or ended, during the handshake",
+        ));
+    }
     shared.set_connection_session(connection_id, session_id);
     let stats = shared.connection_stats(connection_id);
     stats

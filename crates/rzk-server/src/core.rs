@@ -229,6 +229,9 @@ impl Core {
     }
 
     /// Attach a connection to a session, replacing (and stopping) any older connection of it.
+    /// False, attaching nothing, when the session is not owned by this connection (any more):
+    /// it moved to another connection, or ended, since the handshake's entry was applied.
+    #[must_use]
     pub fn attach(
         &mut self,
         session_id: SessionId,
@@ -237,7 +240,10 @@ impl Core {
         queued_bytes: Arc<AtomicUsize>,
         kill: Arc<Notify>,
         auth: Vec<Id>,
-    ) {
+    ) -> bool {
+        if self.sm.session_owner(session_id) != Some(self.origin(connection_id)) {
+            return false;
+        }
         if let Some(old) = self.attached.remove(&session_id) {
             old.kill.notify_one();
             self.sm.drop_watches(session_id);
@@ -252,6 +258,7 @@ impl Core {
             auth,
         };
         self.attached.insert(session_id, fresh);
+        true
     }
 
     /// The connection's auth ids changed (addAuth): later watch events are checked with these.

@@ -169,12 +169,10 @@ async fn handshake(
     let session_id = if request.session_id == 0 {
         create_session(shared, timeout_ms, origin).await?
     } else {
+        // Proposed even when this member does not know the session yet: one just created
+        // through another member may not be applied here, and the AttachSession entry comes
+        // after its CreateSession in the log (ZooKeeper's follower asks its leader).
         let valid = request.password.as_slice() == password(request.session_id)
-            && shared
-                .lock()
-                .sm
-                .session_timeout_ms(request.session_id)
-                .is_some()
             && attach_session(shared, request.session_id, origin, timeout_ms).await?;
         if !valid {
             let expired = ConnectResponse {
@@ -351,8 +349,15 @@ async fn run_session(
             Ok(frame) => frame,
             Err(end) => break Err(end),
         };
-        let Ok(permit) = permits.acquire().await else {
-            break Err(ConnectionEnd::Stopped("shutting down"));
+        // Replies give permits back, so a client that reads none of its replies leaves the
+        // reader waiting here: it still stops when the connection is replaced or the writer
+        // ends (the client went away, or the server stopped it).
+        let permit = tokio::select! {
+            permit = permits.acquire() => permit,
+            () = kill.notified() => break Err(ConnectionEnd::Stopped("replaced by a newer connection or too slow")),
+        };
+        let Ok(permit) = permit else {
+            break Err(ConnectionEnd::Stopped("the connection's writer ended"));
         };
         permit.forget();
         shared
@@ -585,6 +590,15 @@ async fn write_loop(
     shared: Arc<Shared>,
     stats: Arc<ConnectionStats>,
 ) {
+    // However the writer ends (its client went away, a Close, or aborted after its flush
+    // timeout), the reader must not wait for permits that only written replies give back.
+    struct ClosePermitsOnExit(Arc<Semaphore>);
+    impl Drop for ClosePermitsOnExit {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close_permits = ClosePermitsOnExit(permits.clone());
     let mut out = Vec::with_capacity(64 * 1024);
     while let Some(first) = queue.recv().await {
         let mut close = false;

@@ -1030,3 +1030,86 @@ fn a_multi_read_past_the_reply_limit_closes_the_connection() {
     );
     assert_alive(&mut server, "a multiRead past the reply limit");
 }
+
+/// Waits until the server no longer lists the connection from `client_port` in `cons` (needs
+/// `cons` whitelisted). A socket that was reset leaves `/proc/net/tcp` while the process may
+/// still hold it, so [`wait_until_released`] cannot see this kind of leak; `cons` can.
+fn wait_until_unlisted(server: &TestServer, client_port: u16, what: &str) {
+    let needle = format!(":{client_port}[");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let cons = server.four_letter("cons");
+        if !cons.contains(&needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server still lists {what} (port {client_port}) after 20 s:\n{cons}\n{}",
+            server.log_tail()
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Waits until the connection from `client_port` has 1,000 requests read and not answered
+/// (`cons`: `recved` - `sent`): its reader then waits for a permit.
+fn wait_for_permits_used_up(server: &TestServer, client_port: u16) {
+    let needle = format!(":{client_port}[");
+    let count = |line: &str, key: &str| -> Option<u64> {
+        let start = line.find(&format!("{key}="))? + key.len() + 1;
+        let digits: String = line[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let cons = server.four_letter("cons");
+        let unanswered = cons
+            .lines()
+            .find(|line| line.contains(&needle))
+            .and_then(|line| Some(count(line, "recved")?.saturating_sub(count(line, "sent")?)));
+        if unanswered.is_some_and(|unanswered| unanswered >= 1_000) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the connection from port {client_port} did not reach 1,000 unanswered requests \
+             within 20 s:\n{cons}"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// A client with more requests unanswered than a connection may have in flight (1,000, whose
+/// permits only written replies give back) that reads none of its replies leaves the server's
+/// reader waiting for a permit. When that client then goes away, or its session moves to a new
+/// connection, the server must still let go of the connection (the reader used to wait on for
+/// ever, holding the descriptor, the task and the `cons` entry). 3,000 getData of a 10 KB node:
+/// 30 MB, under the 64 MiB queue bound, so nothing else cuts the connection off.
+#[test]
+fn a_connection_waiting_for_request_permits_is_released() {
+    let mut server = RzkServer::start(&["4lw.commands.whitelist=*"]);
+    let port = server.port();
+    let (gone, gone_port) = unread_large_reads(port, "/permits", 10_000, 3_000);
+    wait_for_permits_used_up(&server, gone_port);
+    gone.drop_connection();
+    wait_until_unlisted(
+        &server,
+        gone_port,
+        "a client that went away with 3,000 requests unread",
+    );
+
+    let (moved, moved_port) = unread_large_reads(port, "/permits-moved", 10_000, 3_000);
+    wait_for_permits_used_up(&server, moved_port);
+    let mut new = take_over(port, &moved);
+    assert_eq!(new.call(&exists("/permits-moved")).err(), 0);
+    wait_until_unlisted(
+        &server,
+        moved_port,
+        "a replaced connection with 3,000 requests unread",
+    );
+    drop(moved);
+    assert_alive(&mut server, "connections that waited for request permits");
+}

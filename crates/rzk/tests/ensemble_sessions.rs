@@ -626,6 +626,16 @@ fn create_open(path: &str) -> rzk_proto::Request {
     })
 }
 
+/// A new connection to `port` that reattaches `session`'s session (its id and password).
+fn reattach(port: u16, session: &Wire) -> Result<(Wire, rzk_proto::ConnectResponse), String> {
+    let mut request = new_session_request();
+    request.session_id = session.session_id;
+    request.password = session.password.clone();
+    let mut wire = Wire::unconnected(port);
+    let response = wire.handshake(&request)?;
+    Ok((wire, response))
+}
+
 fn children_of(wire: &mut Wire, path: &str) -> BTreeSet<String> {
     let answer = wire.call(&rzk_proto::Request::GetChildren(
         rzk_proto::PathWatchRequest {
@@ -662,13 +672,8 @@ async fn a_session_moved_between_members_sees_no_write_of_its_old_connection_lan
         for n in 0..PIPELINED {
             old.send(&create_open(&format!("/moving/c-{n:04}")));
         }
-        let mut request = new_session_request();
-        request.session_id = old.session_id;
-        request.password = old.password.clone();
-        let mut new = Wire::unconnected(member_b);
-        let response = new
-            .handshake(&request)
-            .expect("the session reattaches on member B");
+        let (mut new, response) =
+            reattach(member_b, &old).expect("the session reattaches on member B");
         assert_eq!(response.session_id, old.session_id, "{response:?}");
         let first = children_of(&mut new, "/moving");
 
@@ -715,5 +720,39 @@ async fn a_session_moved_between_members_sees_no_write_of_its_old_connection_lan
         );
         flush.drop_connection();
         new.drop_connection();
+    });
+}
+
+/// New sessions reattached on another member at once.
+const QUICK_MOVES: usize = 100;
+
+/// A session created through the leader and reattached on a follower at once (a client whose
+/// first connection broke right after the handshake) keeps its session: the follower may not
+/// have applied the session's creation yet, but the reattach is a log entry ordered after it,
+/// as ZooKeeper's follower asks its leader. The follower used to answer such a reattach with
+/// an expired session (ConnectResponse with session id 0) when it had not applied the creation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_reattached_elsewhere_right_after_its_creation_is_not_expired() {
+    let servers = RzkServer::start_ensemble(3, CONFIG);
+    let leader = wait_for_leader(&servers, &[0, 1, 2], WAIT);
+    let leader_port = servers[leader].port();
+    let follower = servers[(leader + 1) % 3].port();
+    tokio::task::block_in_place(|| {
+        for n in 0..QUICK_MOVES {
+            let created = Wire::connect(leader_port);
+            let (mut moved, response) = reattach(follower, &created)
+                .unwrap_or_else(|error| panic!("move {n}: reattach on the follower: {error}"));
+            assert_eq!(
+                response.session_id, created.session_id,
+                "move {n}: a live session reattached on the follower right after its creation \
+                 was answered as expired: {response:?}"
+            );
+            assert_eq!(
+                moved.call(&rzk_proto::Request::CloseSession).err(),
+                0,
+                "move {n}: close the session"
+            );
+            created.drop_connection();
+        }
     });
 }

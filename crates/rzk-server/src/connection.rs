@@ -207,14 +207,21 @@ async fn handshake(
     Ok((session_id, timeout_ms))
 }
 
-/// How long a handshake waits for its log entry (CreateSession, AttachSession) to be applied:
-/// the negotiated session timeout. The client has given up on the connection by then
+/// Proposes a handshake's log entry (CreateSession, AttachSession) and waits for it to be
+/// applied here: true once it is. The whole wait, the hand-over to the leader included, is at
+/// most the negotiated session timeout. The client has given up on the connection by then
 /// (ZooKeeper's clients wait at most that long for a ConnectResponse), so a handshake whose
-/// entry is held up (an ensemble that lost its quorum) does not keep its socket and task for
-/// longer. An entry applied later is harmless: a session nobody knows expires, and a later
-/// reattach moves the session again.
-fn handshake_commit_bound(timeout_ms: i32) -> std::time::Duration {
-    std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
+/// entry is held up (an ensemble that lost its quorum, a full forwarding stream) does not keep
+/// its socket and task for longer. An entry applied later is harmless: a session nobody knows
+/// expires, and a later reattach moves the session again.
+async fn commit_within(shared: &Arc<Shared>, entry: &Entry, timeout_ms: i32) -> bool {
+    let bound = std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    let committed = tokio::time::timeout(bound, async {
+        let proposal = shared.replica().propose(entry.encode()).await.ok()?;
+        proposal.await.ok()?.ok()
+    })
+    .await;
+    matches!(committed, Ok(Some(_)))
 }
 
 async fn create_session(
@@ -230,16 +237,12 @@ async fn create_session(
         time_ms: crate::wall_clock_ms(),
         op: EntryOp::CreateSession { timeout_ms },
     };
-    let proposal = shared
-        .replica()
-        .propose(entry.encode())
-        .await
-        .map_err(|_| ConnectionEnd::Stopped("no quorum to create a session"))?;
-    match tokio::time::timeout(handshake_commit_bound(timeout_ms), proposal).await {
-        Ok(Ok(Ok(_))) => Ok(session_id),
-        _ => Err(ConnectionEnd::Stopped(
+    if commit_within(shared, &entry, timeout_ms).await {
+        Ok(session_id)
+    } else {
+        Err(ConnectionEnd::Stopped(
             "session creation was not committed within the session timeout",
-        )),
+        ))
     }
 }
 
@@ -264,13 +267,7 @@ async fn attach_session(
         time_ms: crate::wall_clock_ms(),
         op: EntryOp::AttachSession,
     };
-    let proposal = shared
-        .replica()
-        .propose(entry.encode())
-        .await
-        .map_err(|_| ConnectionEnd::Stopped("no quorum to reattach the session"))?;
-    let committed = tokio::time::timeout(handshake_commit_bound(timeout_ms), proposal).await;
-    if !matches!(committed, Ok(Ok(Ok(_)))) {
+    if !commit_within(shared, &entry, timeout_ms).await {
         return Err(ConnectionEnd::Stopped(
             "session reattach was not committed within the session timeout",
         ));
@@ -381,7 +378,15 @@ async fn run_session(
         .is_err()
     {
         writer_task.abort();
+        let _ = writer_task.await;
     }
+    // Requests this connection read and never answered leave the server's outstanding count
+    // with it (each holds a permit until its reply is written).
+    let unanswered = REQUESTS_IN_FLIGHT_MAX.saturating_sub(permits.available_permits());
+    shared
+        .stats
+        .outstanding_requests
+        .fetch_sub(unanswered as i64, Ordering::Relaxed);
     result
 }
 

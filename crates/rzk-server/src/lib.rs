@@ -62,6 +62,19 @@ pub const CONNECTIONS_MAX: usize = 60_000;
 /// Containers and TTL nodes deleted per check, at most (`znode.container.maxPerMinute`).
 const CONTAINER_DELETIONS_PER_CHECK_MAX: usize = 10_000;
 
+/// Where this process's connection ids start: the wall clock in microseconds, below 2^47. A
+/// session's owner is a connection (member id and connection id), so ids must not repeat
+/// across a member's restarts: a restarted member that counted from 1 again could give a new
+/// connection the id of one that owned a session before the restart. One connection per
+/// microsecond of uptime never catches up with a later start; the 2^47 left above leave room
+/// to count (entry origins hold 48 bits of connection id).
+fn first_connection_id() -> u64 {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros());
+    (micros % (1 << 47)) as u64 + 1
+}
+
 pub fn wall_clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -123,7 +136,7 @@ impl Shared {
             options,
             metrics: metrics::Metrics::default(),
             replica: OnceLock::new(),
-            next_connection_id: AtomicU64::new(1),
+            next_connection_id: AtomicU64::new(first_connection_id()),
             started: Instant::now(),
             connections: Mutex::new(HashMap::new()),
             connections_per_ip: Mutex::new(HashMap::new()),

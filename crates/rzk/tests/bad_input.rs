@@ -1086,7 +1086,8 @@ fn wait_for_permits_used_up(server: &TestServer, client_port: u16) {
 /// permits only written replies give back) that reads none of its replies leaves the server's
 /// reader waiting for a permit. When that client then goes away, or its session moves to a new
 /// connection, the server must still let go of the connection (the reader used to wait on for
-/// ever, holding the descriptor, the task and the `cons` entry). 3,000 getData of a 10 KB node:
+/// ever, holding the descriptor, the task and the `cons` entry), and their unanswered requests
+/// must leave `srvr`'s Outstanding count. 3,000 getData of a 10 KB node:
 /// 30 MB, under the 64 MiB queue bound, so nothing else cuts the connection off.
 #[test]
 fn a_connection_waiting_for_request_permits_is_released() {
@@ -1111,5 +1112,8 @@ fn a_connection_waiting_for_request_permits_is_released() {
         "a replaced connection with 3,000 requests unread",
     );
     drop(moved);
+    // Their unanswered requests left the outstanding count with them.
+    let srvr = server.four_letter("srvr");
+    assert!(srvr.contains("Outstanding: 0\n"), "{srvr}");
     assert_alive(&mut server, "connections that waited for request permits");
 }

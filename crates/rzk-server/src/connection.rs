@@ -20,7 +20,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use crate::core::{Outbound, Received, OUTBOUND_MESSAGES_MAX};
+use crate::core::{Outbound, Queued, Received, OUTBOUND_MESSAGES_MAX};
 use crate::session_id::password;
 use crate::stats::ConnectionStats;
 use crate::Shared;
@@ -251,9 +251,10 @@ async fn create_session(
 /// connection (on this member or another) got into the log before it is then applied, so the
 /// client's next read sees it, and whatever that connection gets into the log after it is
 /// refused with SessionMoved: the session's order holds across the move, as ZooKeeper's
-/// session revalidation keeps it. False when the session is gone (expired meanwhile); an
-/// error when the entry could not be committed or another connection took the session over
-/// while it was (the client tries again).
+/// session revalidation keeps it. False when the session is not open once the entry is
+/// applied (it expired, was closed, or never existed); an error when the entry could not be
+/// committed within the session timeout or another connection took the session over while it
+/// was (the client tries again).
 async fn attach_session(
     shared: &Arc<Shared>,
     session_id: SessionId,
@@ -589,7 +590,7 @@ impl SessionReader {
 
 async fn write_loop(
     mut writer: OwnedWriteHalf,
-    mut queue: mpsc::Receiver<Outbound>,
+    mut queue: mpsc::Receiver<Queued>,
     queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
     permits: Arc<Semaphore>,
     shared: Arc<Shared>,
@@ -615,8 +616,8 @@ async fn write_loop(
         // The clocks are read once per batch: a reply's latency ends when its batch is written.
         let now_ms = crate::wall_clock_ms();
         let now = Instant::now();
-        while let Some(message) = next.take() {
-            batch_bytes += message.bytes();
+        while let Some(Queued { message, bytes }) = next.take() {
+            batch_bytes += bytes;
             match message {
                 Outbound::Reply {
                     xid,

@@ -76,7 +76,7 @@ impl Outbound {
     /// request (data, names, paths) in full, plus a fixed allowance for headers and Stats
     /// ([`rzk_proto::Response::bytes_estimate`] for a reply). The queue's byte count
     /// ([`OUTBOUND_BYTES_MAX`]) adds it when the message is queued and the writer takes it off
-    /// once written, so both use this function on the same message. The state machine bounds
+    /// once written ([`Queued`] carries the number). The state machine bounds
     /// a read's reply by the same estimate ([`REPLY_BYTES_MAX`]).
     pub fn bytes(&self) -> usize {
         match self {
@@ -118,6 +118,14 @@ fn serve_read(
     Ok(())
 }
 
+/// A message on a connection's queue with its [`Outbound::bytes`], counted once when it is
+/// queued: the writer takes the same number off the queue's byte count once it is written.
+#[derive(Debug)]
+pub struct Queued {
+    pub message: Outbound,
+    pub bytes: usize,
+}
+
 /// One request of a session that has not been answered yet.
 #[derive(Debug)]
 enum Pending {
@@ -152,7 +160,7 @@ enum Pending {
 /// A session with a connection on this member.
 pub struct Attached {
     pub connection_id: u64,
-    out: mpsc::Sender<Outbound>,
+    out: mpsc::Sender<Queued>,
     /// Tells the connection to stop (replaced by a newer connection, or the client is too slow).
     kill: Arc<Notify>,
     pending: VecDeque<Pending>,
@@ -236,7 +244,7 @@ impl Core {
         &mut self,
         session_id: SessionId,
         connection_id: u64,
-        out: mpsc::Sender<Outbound>,
+        out: mpsc::Sender<Queued>,
         queued_bytes: Arc<AtomicUsize>,
         kill: Arc<Notify>,
         auth: Vec<Id>,
@@ -578,7 +586,7 @@ impl Core {
         let bytes = message.bytes();
         let queued = attached.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
         let too_many_bytes = queued > 0 && queued + bytes > OUTBOUND_BYTES_MAX;
-        if too_many_bytes || attached.out.try_send(message).is_err() {
+        if too_many_bytes || attached.out.try_send(Queued { message, bytes }).is_err() {
             attached.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             tracing::warn!(
                 session_id = format_args!("0x{session_id:x}"),

@@ -14,9 +14,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use rzk_proto::codec::{encode_connect_request, encode_request};
-use rzk_proto::{Acl, ConnectRequest, CreateRequest, Id, PathWatchRequest, Request, RequestHeader};
+use rzk_proto::{ConnectRequest, PathWatchRequest, Request, RequestHeader};
 use support::{srvr_mode, RefZk, RzkServer, TestServer};
-use wire::{Ending, Incoming, Wire};
+use wire::{create_request as create, Ending, Incoming, Wire};
 
 /// A small jute.maxbuffer for the tests that go over it (set on both servers).
 const SMALL_MAX_BUFFER: u32 = 65_536;
@@ -65,21 +65,6 @@ fn get_data(path: &str) -> Request {
     Request::GetData(PathWatchRequest {
         path: path.to_string(),
         watch: false,
-    })
-}
-
-fn create(path: &str, data: Vec<u8>) -> Request {
-    Request::Create(CreateRequest {
-        path: path.to_string(),
-        data: Some(data),
-        acl: vec![Acl {
-            perms: 31,
-            id: Id {
-                scheme: "world".to_string(),
-                id: "anyone".to_string(),
-            },
-        }],
-        flags: 0,
     })
 }
 
@@ -794,13 +779,7 @@ fn drained_until_closed(wire: &mut Wire, within: Duration) -> Result<usize, Stri
 
 /// A new connection that takes over `old`'s session (its id and password).
 fn take_over(port: u16, old: &Wire) -> Wire {
-    let mut new = Wire::unconnected(port);
-    let takeover = ConnectRequest {
-        session_id: old.session_id,
-        password: old.password.clone(),
-        ..wire::new_session_request()
-    };
-    let response = new.handshake(&takeover).expect("the session reattaches");
+    let (new, response) = Wire::reattach(port, old).expect("the session reattaches");
     assert_eq!(response.session_id, old.session_id, "{response:?}");
     new
 }

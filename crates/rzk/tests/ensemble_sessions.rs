@@ -612,28 +612,7 @@ async fn a_session_moved_to_a_follower_never_sees_older_than_its_last_zxid_seen(
 const PIPELINED: usize = 400;
 
 fn create_open(path: &str) -> rzk_proto::Request {
-    rzk_proto::Request::Create(rzk_proto::CreateRequest {
-        path: path.to_string(),
-        data: Some(b"x".to_vec()),
-        acl: vec![rzk_proto::Acl {
-            perms: 31,
-            id: rzk_proto::Id {
-                scheme: "world".to_string(),
-                id: "anyone".to_string(),
-            },
-        }],
-        flags: 0,
-    })
-}
-
-/// A new connection to `port` that reattaches `session`'s session (its id and password).
-fn reattach(port: u16, session: &Wire) -> Result<(Wire, rzk_proto::ConnectResponse), String> {
-    let mut request = new_session_request();
-    request.session_id = session.session_id;
-    request.password = session.password.clone();
-    let mut wire = Wire::unconnected(port);
-    let response = wire.handshake(&request)?;
-    Ok((wire, response))
+    wire::create_request(path, b"x".to_vec())
 }
 
 fn children_of(wire: &mut Wire, path: &str) -> BTreeSet<String> {
@@ -673,7 +652,7 @@ async fn a_session_moved_between_members_sees_no_write_of_its_old_connection_lan
             old.send(&create_open(&format!("/moving/c-{n:04}")));
         }
         let (mut new, response) =
-            reattach(member_b, &old).expect("the session reattaches on member B");
+            Wire::reattach(member_b, &old).expect("the session reattaches on member B");
         assert_eq!(response.session_id, old.session_id, "{response:?}");
         let first = children_of(&mut new, "/moving");
 
@@ -740,7 +719,7 @@ async fn a_session_reattached_elsewhere_right_after_its_creation_is_not_expired(
     tokio::task::block_in_place(|| {
         for n in 0..QUICK_MOVES {
             let created = Wire::connect(leader_port);
-            let (mut moved, response) = reattach(follower, &created)
+            let (mut moved, response) = Wire::reattach(follower, &created)
                 .unwrap_or_else(|error| panic!("move {n}: reattach on the follower: {error}"));
             assert_eq!(
                 response.session_id, created.session_id,

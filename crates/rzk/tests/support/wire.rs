@@ -110,7 +110,36 @@ pub fn new_session_request() -> ConnectRequest {
     }
 }
 
+/// A create of a persistent node readable and writable by anyone (`world:anyone`, all perms).
+pub fn create_request(path: &str, data: Vec<u8>) -> Request {
+    Request::Create(rzk_proto::CreateRequest {
+        path: path.to_string(),
+        data: Some(data),
+        acl: vec![rzk_proto::Acl {
+            perms: 31,
+            id: rzk_proto::Id {
+                scheme: "world".to_string(),
+                id: "anyone".to_string(),
+            },
+        }],
+        flags: 0,
+    })
+}
+
 impl Wire {
+    /// A new connection to `port` that reattaches `session`'s session (its id and password).
+    /// Err when the connection closed instead of answering, or the answer did not decode.
+    pub fn reattach(port: u16, session: &Wire) -> Result<(Wire, ConnectResponse), String> {
+        let request = ConnectRequest {
+            session_id: session.session_id,
+            password: session.password.clone(),
+            ..new_session_request()
+        };
+        let mut wire = Wire::unconnected(port);
+        let response = wire.handshake(&request)?;
+        Ok((wire, response))
+    }
+
     /// Wraps a bare connection (no handshake yet).
     pub fn unconnected(port: u16) -> Wire {
         Wire {

@@ -131,9 +131,6 @@ pub struct Queued {
 enum Pending {
     /// Proposed to the log; `result` is filled at apply (or when the proposal failed).
     Write {
-        /// The connection that proposed it; when that is not the session's connection any
-        /// more, the result is not sent (but the write still holds the session's order).
-        connection_id: u64,
         xid: i32,
         received: Received,
         result: Option<(i64, Reply)>,
@@ -181,13 +178,6 @@ pub struct Core {
     /// This member's id: an applied write whose [`Entry::origin`] names another member was not
     /// proposed by a connection here.
     member_id: u64,
-    /// Writes of sessions with no connection here that were proposed by a connection that went
-    /// away and are not applied yet. A connection that takes the session over here starts its
-    /// queue with them, so its requests are answered after them (per-session order across a
-    /// reconnect, as ZooKeeper keeps it: a kazoo lock that retries a create after a lost
-    /// connection must see the first attempt). Each leaves once its proposal resolves, which
-    /// every proposal does exactly once.
-    orphans: HashMap<SessionId, VecDeque<Pending>>,
 }
 
 impl Core {
@@ -198,23 +188,6 @@ impl Core {
             attached: HashMap::new(),
             touched: HashSet::new(),
             member_id,
-            orphans: HashMap::new(),
-        }
-    }
-
-    /// A connection's attachment ends: its writes still in the log stay queued for the
-    /// session (see `orphans`), the rest of its queue is dropped with it.
-    fn release(&mut self, session_id: SessionId, attached: Attached) {
-        let unresolved: VecDeque<Pending> = attached
-            .pending
-            .into_iter()
-            .filter(|pending| matches!(pending, Pending::Write { result: None, .. }))
-            .collect();
-        if !unresolved.is_empty() {
-            self.orphans
-                .entry(session_id)
-                .or_default()
-                .extend(unresolved);
         }
     }
 
@@ -252,16 +225,18 @@ impl Core {
         if self.sm.session_owner(session_id) != Some(self.origin(connection_id)) {
             return false;
         }
+        // Per-session order across the reconnect needs nothing queued here: every write the
+        // older connection got into the log before this connection's AttachSession entry is
+        // applied (the handshake waited for it), and any it gets in later is refused.
         if let Some(old) = self.attached.remove(&session_id) {
             old.kill.notify_one();
             self.sm.drop_watches(session_id);
-            self.release(session_id, old);
         }
         let fresh = Attached {
             connection_id,
             out,
             kill,
-            pending: self.orphans.remove(&session_id).unwrap_or_default(),
+            pending: VecDeque::new(),
             queued_bytes,
             auth,
         };
@@ -288,9 +263,7 @@ impl Core {
             .get(&session_id)
             .is_some_and(|a| a.connection_id == connection_id)
         {
-            if let Some(attached) = self.attached.remove(&session_id) {
-                self.release(session_id, attached);
-            }
+            self.attached.remove(&session_id);
             self.sm.drop_watches(session_id);
         }
     }
@@ -320,7 +293,6 @@ impl Core {
         if let Some(attached) = self.attached.remove(&session_id) {
             attached.kill.notify_one();
             self.sm.drop_watches(session_id);
-            self.release(session_id, attached);
         }
     }
 
@@ -369,7 +341,6 @@ impl Core {
             return false;
         };
         attached.pending.push_back(Pending::Write {
-            connection_id,
             xid,
             received,
             result: None,
@@ -444,8 +415,7 @@ impl Core {
     /// Fill in the result of the pending write `xid` proposed by `connection_id` (any
     /// connection of the session when `None`: an entry logged without its origin). Its reply
     /// goes out in turn if that connection is still the session's; a write of a connection that
-    /// went away is answered to nobody (ZooKeeper drops a reply for a closed connection) but
-    /// held the session's order until now.
+    /// went away is answered to nobody (ZooKeeper drops a reply for a closed connection).
     fn complete_write(
         &mut self,
         session_id: SessionId,
@@ -454,27 +424,15 @@ impl Core {
         zxid: i64,
         reply: Reply,
     ) {
-        let matches = |pending: &Pending| match pending {
-            Pending::Write {
-                connection_id: by,
-                xid: pending_xid,
-                result: None,
-                ..
-            } => *pending_xid == xid && connection_id.is_none_or(|id| id == *by),
-            _ => false,
-        };
-        let Some(attached) = self.attached.get_mut(&session_id) else {
-            // No connection here: an orphan resolves and leaves.
-            if let Some(orphans) = self.orphans.get_mut(&session_id) {
-                if let Some(at) = orphans.iter().position(matches) {
-                    orphans.remove(at);
-                }
-                if orphans.is_empty() {
-                    self.orphans.remove(&session_id);
-                }
-            }
+        // A session's queue holds only its current connection's requests.
+        let Some(attached) = self
+            .attached
+            .get_mut(&session_id)
+            .filter(|attached| connection_id.is_none_or(|id| id == attached.connection_id))
+        else {
             return;
         };
+        let matches = |pending: &Pending| matches!(pending, Pending::Write { xid: pending_xid, result: None, .. } if *pending_xid == xid);
         match attached.pending.iter_mut().find(|pending| matches(pending)) {
             Some(Pending::Write { result, .. }) => *result = Some((zxid, reply)),
             // Not proposed from this member, or its connection is gone with its queue.
@@ -498,9 +456,6 @@ impl Core {
                 break;
             };
             match head {
-                // A write of a connection that went away held the order; nobody to answer.
-                Pending::Write { connection_id, .. } if connection_id != attached.connection_id => {
-                }
                 Pending::Write {
                     xid,
                     received,
@@ -662,7 +617,6 @@ impl Core {
         }
         for session_id in applied.closed_sessions {
             self.expiry.remove(session_id);
-            self.orphans.remove(&session_id);
             if self.attached.contains_key(&session_id) {
                 self.send(session_id, Outbound::Close);
                 if let Some(attached) = self.attached.remove(&session_id) {

@@ -104,6 +104,9 @@ def dir_bytes(path):
 class Member:
     """One server process (rzk or ZooKeeper) with its own directory, config and log."""
 
+    # Extra JVM options for ZooKeeper (cpu_profile.py sets the ones perf needs).
+    jvm_options = ()
+
     def __init__(self, kind, rzk_binary, base, member_id, ports, peers):
         self.kind, self.rzk_binary = kind, rzk_binary
         self.dir = os.path.join(base, f"{kind}-{member_id}")
@@ -134,7 +137,7 @@ class Member:
         log4j = os.path.join(self.dir, "log4j.properties")
         with open(log4j, "w") as handle:
             handle.write(LOG4J.format(log=self.log_path + ".log4j"))
-        return ["java", "-Xmx1000m", f"-Dlog4j.configuration=file:{log4j}",
+        return ["java", *self.jvm_options, "-Xmx1000m", f"-Dlog4j.configuration=file:{log4j}",
                 "-cp", ":".join(ZOOKEEPER_JARS),
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.config]
 
@@ -168,13 +171,13 @@ class Member:
 class Cluster:
     """A standalone server or a 3-member ensemble of one kind."""
 
-    def __init__(self, kind, rzk_binary, base, size, taken):
+    def __init__(self, kind, rzk_binary, base, size, taken, member_class=Member):
         ports = {i: {"client": free_port(taken), "quorum": free_port(taken),
                      "election": free_port(taken)} for i in range(1, size + 1)}
         peers = ports if size > 1 else None
         self.kind = kind
         home = tempfile.mkdtemp(prefix=f"{kind}-", dir=base)
-        self.members = [Member(kind, rzk_binary, home, i, ports[i], peers) for i in ports]
+        self.members = [member_class(kind, rzk_binary, home, i, ports[i], peers) for i in ports]
 
     def start(self):
         for member in self.members:

@@ -268,7 +268,7 @@ struct Shared {
 impl Shared {
     fn with_wal<T>(
         &self,
-        what: &str,
+        what: impl std::fmt::Display,
         f: impl FnOnce(&Wal) -> Result<T, io::Error>,
     ) -> Result<T, io::Error> {
         let wal = self
@@ -484,7 +484,16 @@ pub(crate) struct WalLog {
     shared: Arc<Shared>,
 }
 
-fn storage_err(what: &str, e: impl std::fmt::Display) -> io::Error {
+/// A description formatted only when it is displayed (an error's context on a hot path).
+struct Lazy<F: Fn(&mut std::fmt::Formatter<'_>) -> std::fmt::Result>(F);
+
+impl<F: Fn(&mut std::fmt::Formatter<'_>) -> std::fmt::Result> std::fmt::Display for Lazy<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (self.0)(f)
+    }
+}
+
+fn storage_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> io::Error {
     io_err(format_args!("{what}: {e}"))
 }
 
@@ -761,7 +770,8 @@ impl RaftLogReader<Rzk> for WalLog {
         let copies = self.shared.unsynced().records_in(wal_start, wal_end);
         // Recent records come from the WAL's memory cache; older ones are a short file read, so
         // this stays on the calling task.
-        let what = format!("reading log entries [{start}, {end})");
+        // Formatted only for an error: this runs for every applied batch.
+        let what = Lazy(|f| write!(f, "reading log entries [{start}, {end})"));
         let mut records = self.shared.with_wal(&what, |wal| {
             wal.read(wal_start, wal_end)
                 .map_err(|e| storage_err(&what, e))
@@ -903,7 +913,7 @@ impl RaftLogStorage<Rzk> for WalLog {
             // Behind a batch that failed: the retry task writes both, in order.
             return Ok(());
         }
-        let what = format!("appending log entries up to {last}");
+        let what = Lazy(|f| write!(f, "appending log entries up to {last}"));
         // A failed append is not an error here: its callback marked the batch waiting.
         shared.with_wal(&what, |wal| {
             let _ = shared.write_batch(wal, seq, records);

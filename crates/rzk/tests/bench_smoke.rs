@@ -119,3 +119,57 @@ fn bench_every_op_and_populate() {
     assert_eq!(report["created"], 2500, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
 }
+
+/// Goal: bench/cpu_profile.py names a sample's CPU time by what the server asked of the kernel
+/// or by the code it ran, so the profiles in BENCHMARKS.md split a write's cost correctly. A
+/// rule in the wrong order would, for one, count an fsync's sleep in the scheduler or a
+/// sleep in epoll as network work.
+/// Method: run its `breakdown` on collapsed stacks written here (the shapes `perf script`
+/// gives for those cases) and compare the parts it reports.
+#[test]
+fn the_profile_names_each_sample_by_what_the_server_asked_for() {
+    let bench_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench");
+    let folded = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(
+        folded.path(),
+        [
+            "tokio-rt-worker;fdatasync;entry_SYSCALL_64_[k];__x64_sys_fdatasync_[k];\
+             ext4_sync_file_[k];schedule_[k];finish_task_switch.isra.0_[k] 7",
+            "tokio-rt-worker;epoll_wait;__x64_sys_epoll_wait_[k];ep_poll_[k];\
+             sock_poll_[k];tcp_poll_[k] 5",
+            "tokio-rt-worker;__send;__x64_sys_sendto_[k];tcp_sendmsg_[k];\
+             try_to_wake_up_[k] 3",
+            "tokio-rt-worker;syscall;__x64_sys_futex_[k];futex_wake_[k] 2",
+            "tokio-rt-worker;openraft::core::raft_core::RaftCore::run 11",
+            "tokio-rt-worker;imbl::nodes::btree::Node::lookup 13",
+        ]
+        .join("\n"),
+    )
+    .expect("write the stacks");
+    let script = format!(
+        "import json, sys; sys.path.insert(0, {dir:?}); import cpu_profile; \
+         print(json.dumps(cpu_profile.breakdown({file:?}, 'rzk'), sort_keys=True))",
+        dir = bench_dir.to_str().expect("a UTF-8 path"),
+        file = folded.path().to_str().expect("a UTF-8 path"),
+    );
+    let mut command = Command::new("python3");
+    command.arg("-c").arg(script);
+    let output = run_bounded(command, None, BENCH_TIMEOUT);
+    assert!(output.status.success(), "{}", describe_output(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(stdout_text(&output).trim()).expect("breakdown prints JSON");
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "samples": 41, "kernel_samples": 17, "user_samples": 24,
+            "parts": {
+                "disk: log writes and fsync": 7,
+                "epoll": 5,
+                "network: sockets and loopback": 3,
+                "futex: thread hand-offs": 2,
+                "openraft": 11,
+                "state machine: tree, sessions, watches": 13,
+            },
+        })
+    );
+}

@@ -512,7 +512,7 @@ fn watch_summary(shared: &Shared) -> Map<String, Value> {
     object(json!({
         "num_connections": counts.watching_sessions,
         "num_paths": counts.watched_paths,
-        "num_total_watches": counts.watches,
+        "num_total_watches": counts.data_watches,
     }))
 }
 

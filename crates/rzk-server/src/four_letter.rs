@@ -300,7 +300,7 @@ fn watch_summary(shared: &Shared) -> String {
     let counts = shared.lock().sm.counts();
     format!(
         "{} connections watching {} paths\nTotal watches:{}\n",
-        counts.watching_sessions, counts.watched_paths, counts.watches
+        counts.watching_sessions, counts.watched_paths, counts.data_watches
     )
 }
 

@@ -44,14 +44,15 @@ async fn four_letter(server: &TestServer, word: &str) -> String {
     within(&format!("the {word} reply"), exchange).await
 }
 
-/// `Total watches:N` of `wchs`: every watch the server holds, of every session and type.
+/// `zk_watch_count` of `mntr`: every watch the server holds, of every session and type (a
+/// persistent watch twice, as in ZooKeeper, whose `wchs` counts data watches only).
 async fn total_watches(server: &TestServer) -> u64 {
-    let reply = four_letter(server, "wchs").await;
+    let reply = four_letter(server, "mntr").await;
     reply
         .lines()
-        .find_map(|line| line.strip_prefix("Total watches:"))
+        .find_map(|line| line.strip_prefix("zk_watch_count\t"))
         .and_then(|count| count.trim().parse().ok())
-        .unwrap_or_else(|| panic!("wchs reply has no `Total watches:N` line: {reply:?}"))
+        .unwrap_or_else(|| panic!("mntr reply has no `zk_watch_count` line: {reply:?}"))
 }
 
 /// The session's terminal state (Closed, Expired, AuthFailed), once it reaches one.

@@ -153,9 +153,16 @@ pub struct Counts {
     /// fresh tree (/, /zookeeper, /zookeeper/quota, /zookeeper/config) counts 5.
     pub znodes: u64,
     pub ephemerals: u64,
-    /// One per (session, path, table) like ZooKeeper's "Total watches".
+    /// One per (session, path, table), as ZooKeeper's `zk_watch_count` adds its data and
+    /// child tables.
     pub watches: u64,
+    /// ZooKeeper's data table alone, which is what its `wchs` reports ("N connections watching
+    /// M paths / Total watches:K"): one per (session, path) with a data, exists, persistent or
+    /// recursive watch; a getChildren watch is not counted.
+    pub data_watches: u64,
+    /// Paths with a watch in the data table.
     pub watched_paths: u64,
+    /// Sessions with a watch in the data table.
     pub watching_sessions: u64,
     /// Sum of path length + data length over all nodes (`approximateDataSize`).
     pub approximate_data_size: u64,
@@ -498,7 +505,7 @@ impl StateMachine {
     }
 
     pub fn counts(&self) -> Counts {
-        let (watches, watched_paths, watching_sessions) = self.watches.summary();
+        let watch_counts = self.watches.summary();
         Counts {
             znodes: self.nodes.len() as u64 + 1,
             ephemerals: self
@@ -506,21 +513,23 @@ impl StateMachine {
                 .values()
                 .map(|session| session.ephemerals.len() as u64)
                 .sum(),
-            watches,
-            watched_paths,
-            watching_sessions,
+            watches: watch_counts.all,
+            data_watches: watch_counts.data,
+            watched_paths: watch_counts.data_paths,
+            watching_sessions: watch_counts.data_sessions,
             approximate_data_size: self.data_size,
             sessions: self.sessions.len() as u64,
             watches_refused: self.watches.refused,
         }
     }
 
-    /// Watches by session, for `wchc`: session → watched paths, sorted.
+    /// Watches by session, for `wchc`: session → watched paths, sorted (ZooKeeper's data table:
+    /// a getChildren watch is not listed).
     pub fn watches_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
         self.watches.listing_by_session()
     }
 
-    /// Watches by path, for `wchp`: path → watching sessions, sorted.
+    /// Watches by path, for `wchp`: path → watching sessions, sorted (the data table too).
     pub fn watches_by_path(&self) -> Vec<(String, Vec<SessionId>)> {
         self.watches.listing_by_path()
     }

@@ -30,6 +30,15 @@ const CHILD_TABLE: u8 = CHILD | PERSISTENT;
 /// refusal is counted in `Counts::watches_refused` so an operator can see it.
 pub const WATCHES_PER_SESSION_MAX: usize = 4_000_000;
 
+/// See [`WatchTable::summary`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WatchCounts {
+    pub all: u64,
+    pub data: u64,
+    pub data_paths: u64,
+    pub data_sessions: u64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct WatchTable {
     by_path: HashMap<Box<str>, BTreeMap<SessionId, u8>>,
@@ -47,27 +56,42 @@ pub(crate) enum Table {
 }
 
 impl WatchTable {
-    /// Every watching session and its watched paths, both sorted (for `wchc`).
+    /// Every session with a watch in the data table and those paths, both sorted (for `wchc`,
+    /// which lists ZooKeeper's data table only: see [`WatchTable::summary`]).
     pub(crate) fn listing_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
-        let mut listing: Vec<(SessionId, Vec<String>)> = self
-            .by_session
-            .iter()
-            .map(|(session, paths)| {
-                let mut paths: Vec<String> = paths.iter().map(|path| path.to_string()).collect();
+        let mut by_session: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
+        for (path, sessions) in &self.by_path {
+            for (session, bits) in sessions {
+                if bits & DATA_TABLE != 0 {
+                    by_session
+                        .entry(*session)
+                        .or_default()
+                        .push(path.to_string());
+                }
+            }
+        }
+        by_session
+            .into_iter()
+            .map(|(session, mut paths)| {
                 paths.sort_unstable();
-                (*session, paths)
+                (session, paths)
             })
-            .collect();
-        listing.sort_unstable();
-        listing
+            .collect()
     }
 
-    /// Every watched path and its watching sessions, both sorted (for `wchp`).
+    /// Every path with a watch in the data table and its sessions, both sorted (for `wchp`).
     pub(crate) fn listing_by_path(&self) -> Vec<(String, Vec<SessionId>)> {
         let mut listing: Vec<(String, Vec<SessionId>)> = self
             .by_path
             .iter()
-            .map(|(path, sessions)| (path.to_string(), sessions.keys().copied().collect()))
+            .filter_map(|(path, sessions)| {
+                let data: Vec<SessionId> = sessions
+                    .iter()
+                    .filter(|(_, bits)| **bits & DATA_TABLE != 0)
+                    .map(|(session, _)| *session)
+                    .collect();
+                (!data.is_empty()).then(|| (path.to_string(), data))
+            })
             .collect();
         listing.sort_unstable();
         listing
@@ -219,20 +243,29 @@ impl WatchTable {
         }
     }
 
-    /// `wchs` numbers: (total watches as ZooKeeper counts them — one per table a (session,
-    /// path) is in —, watched paths, watching sessions).
-    pub fn summary(&self) -> (u64, u64, u64) {
-        let mut total = 0u64;
+    /// The counts operators read. `all` is one per (session, path, table), as ZooKeeper's
+    /// `zk_watch_count` adds its two tables. The rest are its data table alone, which is all
+    /// that `wchs`, `wchc` and `wchp` report in ZooKeeper (a getChildren watch is not in them):
+    /// (session, path) pairs, paths and sessions with a data, exists, persistent or recursive
+    /// watch.
+    pub fn summary(&self) -> WatchCounts {
+        let mut counts = WatchCounts::default();
+        let mut data_sessions = HashSet::new();
         for sessions in self.by_path.values() {
-            for bits in sessions.values() {
-                total += u64::from(bits & DATA_TABLE != 0) + u64::from(bits & CHILD_TABLE != 0);
+            let mut data_path = false;
+            for (session, bits) in sessions {
+                counts.all +=
+                    u64::from(bits & DATA_TABLE != 0) + u64::from(bits & CHILD_TABLE != 0);
+                if bits & DATA_TABLE != 0 {
+                    counts.data += 1;
+                    data_path = true;
+                    data_sessions.insert(*session);
+                }
             }
+            counts.data_paths += u64::from(data_path);
         }
-        (
-            total,
-            self.by_path.len() as u64,
-            self.by_session.len() as u64,
-        )
+        counts.data_sessions = data_sessions.len() as u64;
+        counts
     }
 
     /// Assert the two indexes agree (tests and debug checks).

@@ -327,15 +327,21 @@ fn drop_watches_and_counts() {
     h.watch_children(S1, "/a").unwrap();
     h.watch_data(S2, "/a").unwrap();
     h.add_watch(S2, "/b", AddWatchMode::Persistent).unwrap();
+    const S3: SessionId = 0x300;
+    h.session(S3);
+    h.mk("/c");
+    h.watch_children(S3, "/c").unwrap();
     let counts = h.sm.counts();
-    // S1 /a in both tables (2), S2 /a data (1), S2 /b persistent in both tables (2).
+    // All: S1 /a in both tables (2), S2 /a data (1), S2 /b persistent in both tables (2), S3 /c
+    // child (1). The data table (wchs): S1 /a, S2 /a, S2 /b; S3 and /c watch children only.
     assert_eq!(
         (
             counts.watches,
+            counts.data_watches,
             counts.watched_paths,
             counts.watching_sessions
         ),
-        (5, 2, 2)
+        (6, 3, 2, 2)
     );
     h.sm.drop_watches(S2);
     h.sm.check_invariants();
@@ -343,10 +349,11 @@ fn drop_watches_and_counts() {
     assert_eq!(
         (
             counts.watches,
+            counts.data_watches,
             counts.watched_paths,
             counts.watching_sessions
         ),
-        (2, 1, 1)
+        (3, 1, 1, 1)
     );
     let set = h.write(Request::SetData(SetDataRequest {
         path: "/a".into(),

@@ -110,7 +110,7 @@ fn four_letter_words_do_not_disturb_a_session() {
         },
         "NodeDataChanged for /busy"
     );
-    let children = session.get_children("/busy");
+    let children = session.get_children("/busy", false);
     assert_eq!(children.len(), 2 * words.len(), "children: {children:?}");
     assert!(
         session.events.is_empty(),
@@ -122,7 +122,9 @@ fn four_letter_words_do_not_disturb_a_session() {
 }
 
 /// Checks the listings operators read, differentially against Apache ZooKeeper 3.8.0, with one session that
-/// watches `/w` (getData) and the missing `/nope` (exists) and owns an ephemeral: `wchs` is identical; `wchc`
+/// watches `/w` (getData) and the missing `/nope` (exists), owns an ephemeral, then watches the children of
+/// `/w` and `/`: `wchs` is identical and counts the two data watches only, as `wchc` and `wchp` list
+/// ZooKeeper's data table; `mntr`'s `zk_watch_count` is 4 (both tables); `wchc`
 /// maps the session to exactly {/w, /nope} and `wchp` maps each of those paths to exactly the session; the
 /// session's `cons` line has the same fields as ZooKeeper's (queued, recved, sent, sid, lop, est, to, lcxid,
 /// lzxid, lresp, llat, minlat, avglat, maxlat) with `to=` the negotiated 10000 and non-zero packet counts;
@@ -157,6 +159,12 @@ fn listings_match_zookeeper() {
             ours.wchs, theirs.wchs
         ));
     }
+    if ours.watch_count != theirs.watch_count {
+        problems.push(format!(
+            "mntr zk_watch_count: rzk {:?}, ZooKeeper {:?}",
+            ours.watch_count, theirs.watch_count
+        ));
+    }
     if ours.conf_server_id != theirs.conf_server_id {
         problems.push(format!(
             "conf serverId: rzk {:?}, ZooKeeper {:?}",
@@ -186,6 +194,8 @@ fn listings_match_zookeeper() {
 struct Listings {
     session: String,
     wchs: String,
+    /// `mntr`'s `zk_watch_count`.
+    watch_count: Option<String>,
     wchc: Vec<(String, Vec<String>)>,
     wchp: Vec<(String, Vec<String>)>,
     wchc_raw: String,
@@ -204,6 +214,10 @@ impl Listings {
         session.get_data("/w", true);
         session.exists_missing_with_watch("/nope");
         session.create_ephemeral("/w/eph", b"x");
+        // Child watches, after the ephemeral (which would fire the one on /w): on /w, which
+        // also has a data watch, and on /, which has none.
+        session.get_children("/w", true);
+        session.get_children("/", true);
         let sid = format!("0x{:x}", session.session_id);
         let wchc_raw = four_letter(port, "wchc");
         let wchp_raw = four_letter(port, "wchp");
@@ -226,6 +240,11 @@ impl Listings {
                 (key.to_string(), value.to_string())
             })
             .collect();
+        let mntr = four_letter(port, "mntr");
+        let watch_count = mntr
+            .lines()
+            .find_map(|line| line.strip_prefix("zk_watch_count\t"))
+            .map(str::to_string);
         let conf = four_letter(port, "conf");
         let conf_pairs: Vec<(&str, &str)> = conf
             .lines()
@@ -233,6 +252,7 @@ impl Listings {
             .collect();
         let listings = Listings {
             wchs: four_letter(port, "wchs"),
+            watch_count,
             wchc: grouped(&wchc_raw, &sid),
             wchp: grouped(&wchp_raw, &sid),
             wchc_raw,
@@ -254,8 +274,16 @@ impl Listings {
     /// What is wrong with these listings, as messages (empty when all is right).
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        // wchs, wchc and wchp report ZooKeeper's data table: the getChildren watches are
+        // not in them. mntr's watch count adds both tables.
         if self.wchs != "1 connections watching 2 paths\nTotal watches:2\n" {
             problems.push(format!("wchs: {:?}", self.wchs));
+        }
+        if self.watch_count.as_deref() != Some("4") {
+            problems.push(format!(
+                "mntr zk_watch_count should count 2 data and 2 child watches: {:?}",
+                self.watch_count
+            ));
         }
         let session = "<session>".to_string();
         if self.wchc != vec![(session.clone(), vec!["/nope".to_string(), "/w".to_string()])] {
@@ -726,8 +754,8 @@ impl RawSession {
         self.expect_reply(xid, &format!("setData {path}"));
     }
 
-    fn get_children(&mut self, path: &str) -> Vec<String> {
-        let xid = self.send(OP_GET_CHILDREN, Encoder::default().string(path).bool(false));
+    fn get_children(&mut self, path: &str, watch: bool) -> Vec<String> {
+        let xid = self.send(OP_GET_CHILDREN, Encoder::default().string(path).bool(watch));
         let reply = self.expect_reply(xid, &format!("getChildren {path}"));
         let mut decoder = Decoder(&reply.body);
         let count = decoder.int();

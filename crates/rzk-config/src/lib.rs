@@ -1071,7 +1071,8 @@ fn parse_buffer_size(value: &str) -> Result<u32, ConfigError> {
 }
 
 /// Parses `4lw.commands.whitelist`: comma-separated, blanks ignored, case ignored, `*` = all. Words rzk does not
-/// know are dropped with a warning (a typo here should be visible, not silently refuse a health check).
+/// know are dropped with a warning (a typo here should be visible, not silently refuse a health check). `srvr`
+/// is always allowed, whatever the list says, as in ZooKeeper: `zkServer.sh status` depends on it.
 fn parse_whitelist(value: &str, warnings: &mut Vec<String>) -> FourLetterWordWhitelist {
     let words: BTreeSet<String> = value
         .split(',')
@@ -1088,15 +1089,11 @@ fn parse_whitelist(value: &str, warnings: &mut Vec<String>) -> FourLetterWordWhi
             warnings.push(message);
         }
     }
-    if !words.contains("srvr") {
-        let message = "4lw.commands.whitelist does not include srvr: `zkServer.sh status` will report the server as not running".to_string();
-        tracing::warn!("{message}");
-        warnings.push(message);
-    }
     FourLetterWordWhitelist::Only(
         words
             .into_iter()
             .filter(|word| FOUR_LETTER_WORDS.contains(&word.as_str()))
+            .chain(std::iter::once("srvr".to_string()))
             .collect(),
     )
 }

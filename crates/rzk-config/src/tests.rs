@@ -151,7 +151,8 @@ fn every_typed_key_is_read() {
         ),
         (5, 24)
     );
-    let expected: BTreeSet<String> = ["conf", "ruok", "stat"]
+    // srvr is always in (see whitelist_warns_about_unknown_words_and_always_allows_srvr).
+    let expected: BTreeSet<String> = ["conf", "ruok", "srvr", "stat"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -184,8 +185,8 @@ fn every_typed_key_is_read() {
         config.properties.get("snapCount").map(String::as_str),
         Some("5000")
     );
-    // forceSync=no and the whitelist without srvr are worth a warning; nothing else is.
-    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    // forceSync=no is worth a warning; nothing else is (srvr is always allowed).
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
 }
 
 #[test]
@@ -738,16 +739,22 @@ fn peer_type_mismatch_warns() {
 }
 
 #[test]
-fn whitelist_warns_about_unknown_words_and_missing_srvr() {
+fn whitelist_warns_about_unknown_words_and_always_allows_srvr() {
     let config = parse(&minimal("4lw.commands.whitelist=ruok, bogus\n")).unwrap();
     assert!(!config.four_letter_words.allows("bogus"));
     assert!(config.four_letter_words.allows("ruok"));
+    assert!(!config.four_letter_words.allows("mntr"));
+    // As in ZooKeeper, whose zkServer.sh status depends on it.
+    assert!(config.four_letter_words.allows("srvr"));
     let warnings = config.warnings.join("\n");
     assert!(
         warnings.contains("\"bogus\" is not a four-letter word"),
         "{warnings}"
     );
-    assert!(warnings.contains("does not include srvr"), "{warnings}");
+    assert_eq!(config.warnings.len(), 1, "{warnings}");
+    let empty = parse(&minimal("4lw.commands.whitelist=\n")).unwrap();
+    assert!(empty.four_letter_words.allows("srvr"));
+    assert!(!empty.four_letter_words.allows("ruok"));
 }
 
 #[test]

@@ -413,13 +413,15 @@ fn dump(shared: &Shared) -> Map<String, Value> {
     }))
 }
 
-/// `Environment.list()`: the Java entries become the process's own facts.
-fn environment_entries(shared: &Shared) -> BTreeMap<String, String> {
+/// `Environment.list()`, in its order: the Java entries become the process's own facts (the
+/// `envi` four-letter word prints the same lines).
+pub(crate) fn environment_lines(shared: &Shared) -> Vec<(&'static str, String)> {
     let proc_text = |path: &str| {
         std::fs::read_to_string(path)
             .map(|text| text.trim().to_string())
             .unwrap_or_default()
     };
+    // Java's names for the architecture.
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         other => other,
@@ -427,21 +429,52 @@ fn environment_entries(shared: &Shared) -> BTreeMap<String, String> {
     let directory = std::env::current_dir()
         .map(|dir| dir.display().to_string())
         .unwrap_or_default();
-    let mut entries = BTreeMap::new();
-    let mut put = |key: &str, value: String| {
-        entries.insert(key.to_string(), value);
-    };
-    put("zookeeper.version", version());
-    put("host.name", proc_text("/proc/sys/kernel/hostname"));
-    put("rzk.version", env!("CARGO_PKG_VERSION").to_string());
-    put("os.name", proc_text("/proc/sys/kernel/ostype"));
-    put("os.arch", arch.to_string());
-    put("os.version", proc_text("/proc/sys/kernel/osrelease"));
-    put("user.name", std::env::var("USER").unwrap_or_default());
-    put("user.home", std::env::var("HOME").unwrap_or_default());
-    put("user.dir", directory);
-    put("server.id", shared.options.reported_server_id().to_string());
-    entries
+    vec![
+        ("zookeeper.version", version()),
+        ("host.name", proc_text("/proc/sys/kernel/hostname")),
+        ("rzk.version", env!("CARGO_PKG_VERSION").to_string()),
+        ("os.name", proc_text("/proc/sys/kernel/ostype")),
+        ("os.arch", arch.to_string()),
+        ("os.version", proc_text("/proc/sys/kernel/osrelease")),
+        ("user.name", user_name()),
+        ("user.home", std::env::var("HOME").unwrap_or_default()),
+        ("user.dir", directory),
+        ("server.id", shared.options.reported_server_id().to_string()),
+    ]
+}
+
+/// The process's user, as Java's `user.name` (from the password database, not the
+/// environment): `$USER` is often unset under service managers and in containers.
+fn user_name() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("Uid:")
+                    .and_then(|ids| ids.split_whitespace().next().map(str::to_string))
+            })
+        });
+    let from_passwd = uid.and_then(|uid| {
+        std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|passwd| {
+                passwd.lines().find_map(|line| {
+                    let mut fields = line.split(':');
+                    let name = fields.next()?;
+                    (fields.nth(1)? == uid).then(|| name.to_string())
+                })
+            })
+    });
+    from_passwd
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_default()
+}
+
+fn environment_entries(shared: &Shared) -> BTreeMap<String, String> {
+    environment_lines(shared)
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
 }
 
 fn environment(shared: &Shared) -> Map<String, Value> {

@@ -169,27 +169,28 @@ fn connections(shared: &Shared) -> String {
         let brief = connection_brief(&connection);
         let _ = write!(text, " {}", &brief[..brief.len() - 1]);
         let _ = write!(text, ",sid=0x{session_id:x}");
-        if let Some(op) = stats.last_op {
-            let _ = write!(text, ",lop={}", crate::stats::op_short_name(op));
+        // ZooKeeper's shape: `lop` is NA until a request (and after `crst`), and `lcxid`
+        // appears only once a request with a client xid has been read (not for pings).
+        let _ = write!(
+            text,
+            ",lop={},est={},to={}",
+            stats.last_op.map_or("NA", crate::stats::op_short_name),
+            connection.established_ms,
+            stats.session_timeout_ms
+        );
+        if stats.last_cxid >= 0 {
+            let _ = write!(text, ",lcxid=0x{:x}", stats.last_cxid);
         }
         let _ = write!(
             text,
-            ",est={},to={}",
-            connection.established_ms, stats.session_timeout_ms
+            ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+            stats.last_zxid,
+            stats.last_response_ms,
+            stats.latency_last_ms,
+            stats.latency_min_ms,
+            stats.latency_avg_ms,
+            stats.latency_max_ms
         );
-        if stats.last_op.is_some() {
-            let _ = write!(
-                text,
-                ",lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
-                stats.last_cxid,
-                stats.last_zxid,
-                stats.last_response_ms,
-                stats.latency_last_ms,
-                stats.latency_min_ms,
-                stats.latency_avg_ms,
-                stats.latency_max_ms
-            );
-        }
         text.push_str(")\n");
     }
     text.push('\n');
@@ -198,27 +199,9 @@ fn connections(shared: &Shared) -> String {
 
 fn environment(shared: &Shared) -> String {
     let mut text = String::from("Environment:\n");
-    let _ = writeln!(text, "zookeeper.version={}", version());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let _ = writeln!(text, "host.name={}", host.trim());
-    let _ = writeln!(text, "rzk.version={}", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(text, "os.name={}", std::env::consts::OS);
-    let _ = writeln!(text, "os.arch={}", std::env::consts::ARCH);
-    let _ = writeln!(
-        text,
-        "user.name={}",
-        std::env::var("USER").unwrap_or_default()
-    );
-    let _ = writeln!(
-        text,
-        "user.home={}",
-        std::env::var("HOME").unwrap_or_default()
-    );
-    let dir = std::env::current_dir()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    let _ = writeln!(text, "user.dir={dir}");
-    let _ = writeln!(text, "server.id={}", shared.options.reported_server_id());
+    for (key, value) in crate::admin::environment_lines(shared) {
+        let _ = writeln!(text, "{key}={value}");
+    }
     text
 }
 

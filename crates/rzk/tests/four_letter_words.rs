@@ -59,6 +59,21 @@ fn default_whitelist_answers_srvr_ruok_mntr_only() {
     }
 }
 
+/// Checks that `srvr` is answered whatever `4lw.commands.whitelist` says, as ZooKeeper does (its
+/// `zkServer.sh status` depends on it): with `ruok, mntr` listed, `srvr` still reports the mode and
+/// `conf`, which is not listed, is refused.
+#[test]
+fn srvr_is_answered_even_when_the_whitelist_leaves_it_out() {
+    let rzk = RzkServer::start(&["4lw.commands.whitelist=ruok, mntr"]);
+    let srvr = four_letter(rzk.port(), "srvr");
+    assert_eq!(srvr_mode(&srvr), Some("standalone"), "srvr: {srvr:?}");
+    assert_eq!(four_letter(rzk.port(), "ruok"), "imok");
+    assert_eq!(
+        four_letter(rzk.port(), "conf"),
+        "conf is not executed because it is not in the whitelist.\n"
+    );
+}
+
 /// Checks that 4lw connections do not disturb a concurrent client session: while a session holds a data
 /// watch, has requests in flight and answers pings, every whitelisted word is sent (twice) on fresh
 /// connections between its requests; each of the session's replies still comes back in order with its own
@@ -124,7 +139,8 @@ fn four_letter_words_do_not_disturb_a_session() {
 /// Checks the listings operators read, differentially against Apache ZooKeeper 3.8.0, with one session that
 /// watches `/w` (getData) and the missing `/nope` (exists), owns an ephemeral, then watches the children of
 /// `/w` and `/`: `wchs` is identical and counts the two data watches only, as `wchc` and `wchp` list
-/// ZooKeeper's data table; `mntr`'s `zk_watch_count` is 4 (both tables); `wchc`
+/// ZooKeeper's data table; `mntr`'s `zk_watch_count` is 4 (both tables); `envi` names this host's OS,
+/// architecture, kernel release and user as Java does; `cons` after `crst` has ZooKeeper's fields; `wchc`
 /// maps the session to exactly {/w, /nope} and `wchp` maps each of those paths to exactly the session; the
 /// session's `cons` line has the same fields as ZooKeeper's (queued, recved, sent, sid, lop, est, to, lcxid,
 /// lzxid, lresp, llat, minlat, avglat, maxlat) with `to=` the negotiated 10000 and non-zero packet counts;
@@ -159,6 +175,12 @@ fn listings_match_zookeeper() {
             ours.wchs, theirs.wchs
         ));
     }
+    if ours.environment != theirs.environment {
+        problems.push(format!(
+            "envi: rzk {:?}, ZooKeeper {:?}",
+            ours.environment, theirs.environment
+        ));
+    }
     if ours.watch_count != theirs.watch_count {
         problems.push(format!(
             "mntr zk_watch_count: rzk {:?}, ZooKeeper {:?}",
@@ -177,6 +199,15 @@ fn listings_match_zookeeper() {
             ours.conf_keys, theirs.conf_keys
         ));
     }
+    if ours.cons_fields_after_crst != theirs.cons_fields_after_crst {
+        problems.push(format!(
+            "fields of the session's cons line after crst: rzk {:?}, ZooKeeper {:?}\n  rzk:       {}\n  ZooKeeper: {}",
+            ours.cons_fields_after_crst,
+            theirs.cons_fields_after_crst,
+            ours.cons_line_after_crst,
+            theirs.cons_line_after_crst
+        ));
+    }
     if ours.cons_fields != theirs.cons_fields {
         problems.push(format!(
             "fields of the session's cons line: rzk {:?}, ZooKeeper {:?}\n  rzk:       {}\n  ZooKeeper: {}",
@@ -190,18 +221,45 @@ fn listings_match_zookeeper() {
     );
 }
 
+/// The `cons` line of session `sid` (`0x...`) and its `key=value` fields, in order.
+fn session_cons_line(port: u16, sid: &str) -> (String, Vec<(String, String)>) {
+    let cons = four_letter(port, "cons");
+    let line = cons
+        .lines()
+        .find(|line| line.contains(&format!("sid={sid},")) || line.contains(&format!("sid={sid})")))
+        .unwrap_or_else(|| panic!("cons has no line for session {sid}: {cons:?}"))
+        .to_string();
+    let inside = line
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("cons line without (fields): {line:?}"));
+    let pairs = inside
+        .split(',')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key.to_string(), value.to_string())
+        })
+        .collect();
+    (line, pairs)
+}
+
 /// What [`listings_match_zookeeper`] compares, from one server.
 struct Listings {
     session: String,
     wchs: String,
     /// `mntr`'s `zk_watch_count`.
     watch_count: Option<String>,
+    /// `envi`'s os.name, os.arch, os.version and user.name.
+    environment: Vec<(String, Option<String>)>,
     wchc: Vec<(String, Vec<String>)>,
     wchp: Vec<(String, Vec<String>)>,
     wchc_raw: String,
     wchp_raw: String,
     cons_line: String,
     cons_fields: Vec<String>,
+    /// The session's `cons` fields after `crst`, and its line.
+    cons_fields_after_crst: Vec<String>,
+    cons_line_after_crst: String,
     cons_values: std::collections::HashMap<String, String>,
     conf_keys: Vec<String>,
     conf_server_id: Option<String>,
@@ -221,23 +279,20 @@ impl Listings {
         let sid = format!("0x{:x}", session.session_id);
         let wchc_raw = four_letter(port, "wchc");
         let wchp_raw = four_letter(port, "wchp");
-        let cons = four_letter(port, "cons");
-        let cons_line = cons
-            .lines()
-            .find(|line| {
-                line.contains(&format!("sid={sid},")) || line.contains(&format!("sid={sid})"))
-            })
-            .unwrap_or_else(|| panic!("cons has no line for session {sid}: {cons:?}"))
-            .to_string();
-        let inside = cons_line
-            .split_once('(')
-            .and_then(|(_, rest)| rest.strip_suffix(')'))
-            .unwrap_or_else(|| panic!("cons line without (fields): {cons_line:?}"));
-        let pairs: Vec<(String, String)> = inside
-            .split(',')
-            .map(|pair| {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (key.to_string(), value.to_string())
+        let (cons_line, pairs) = session_cons_line(port, &sid);
+        // After `crst` the session's line has no request behind its counters.
+        assert_eq!(four_letter(port, "crst"), "Connection stats reset.\n");
+        let (cons_line_after_crst, pairs_after_crst) = session_cons_line(port, &sid);
+        let envi = four_letter(port, "envi");
+        // Facts of this host and user, the same for both servers (Java's names for them).
+        let environment = ["os.name", "os.arch", "os.version", "user.name"]
+            .iter()
+            .map(|key| {
+                let value = envi
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&format!("{key}=")))
+                    .map(str::to_string);
+                (key.to_string(), value)
             })
             .collect();
         let mntr = four_letter(port, "mntr");
@@ -253,11 +308,17 @@ impl Listings {
         let listings = Listings {
             wchs: four_letter(port, "wchs"),
             watch_count,
+            environment,
             wchc: grouped(&wchc_raw, &sid),
             wchp: grouped(&wchp_raw, &sid),
             wchc_raw,
             wchp_raw,
             cons_fields: pairs.iter().map(|(key, _)| key.clone()).collect(),
+            cons_fields_after_crst: pairs_after_crst
+                .iter()
+                .map(|(key, _)| key.clone())
+                .collect(),
+            cons_line_after_crst,
             cons_values: pairs.into_iter().collect(),
             cons_line,
             conf_keys: conf_pairs.iter().map(|(key, _)| key.to_string()).collect(),

@@ -82,8 +82,11 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, con
             .map_err(|_| ConnectionEnd::Stopped("no request within the handshake timeout"))??;
         let first = [buffer[0], buffer[1], buffer[2], buffer[3]];
         if let Some(command) = four_letter_word(first) {
+            // Counted in before it runs (its own `cons` line shows it) and out once written.
+            shared.count_packet(connection_id, true);
             let text = crate::four_letter::answer(&shared, command);
             writer.write_all(text.as_bytes()).await?;
+            shared.count_packet(connection_id, false);
             let _ = writer.shutdown().await;
             return Ok(());
         }
@@ -152,6 +155,7 @@ async fn handshake(
     )
     .await
     .map_err(|_| ConnectionEnd::Stopped("no ConnectRequest within the handshake timeout"))??;
+    shared.count_packet(connection_id, true);
     if !shared.serving() {
         // Like ZooKeeper without a quorum: close, so the client tries another server.
         return Err(ConnectionEnd::Stopped("this member has no quorum"));
@@ -185,6 +189,7 @@ async fn handshake(
             let mut out = Vec::new();
             encode_connect_response(&expired, &mut out);
             writer.write_all(&out).await?;
+            shared.count_packet(connection_id, false);
             let _ = writer.shutdown().await;
             return Err(ConnectionEnd::Stopped("session expired or unknown"));
         }
@@ -204,6 +209,7 @@ async fn handshake(
     let mut out = Vec::new();
     encode_connect_response(&response, &mut out);
     writer.write_all(&out).await?;
+    shared.count_packet(connection_id, false);
     Ok((session_id, timeout_ms))
 }
 
@@ -635,6 +641,7 @@ async fn write_loop(
                 }
                 Outbound::Notification(notification) => {
                     encode_notification(notification.zxid, &notification.event, &mut out);
+                    stats.packet_out();
                     packets += 1;
                 }
                 Outbound::Close => {

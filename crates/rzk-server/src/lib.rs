@@ -286,6 +286,20 @@ impl Shared {
         }
     }
 
+    /// Counts a packet that is not a request or reply, as ZooKeeper does: server-wide and on the
+    /// connection (a ConnectRequest or four-letter word in; a ConnectResponse or a four-letter
+    /// word's answer out).
+    fn count_packet(&self, connection_id: u64, inbound: bool) {
+        let stats = self.connection_stats(connection_id);
+        if inbound {
+            self.stats.packets_received.fetch_add(1, Ordering::Relaxed);
+            stats.packet_in();
+        } else {
+            self.stats.packets_sent.fetch_add(1, Ordering::Relaxed);
+            stats.packet_out();
+        }
+    }
+
     fn connection_stats(&self, connection_id: u64) -> Arc<ConnectionStats> {
         self.connections
             .lock()

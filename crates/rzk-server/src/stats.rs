@@ -164,6 +164,18 @@ impl ConnectionStats {
         }
     }
 
+    /// A packet in that is not a request: the ConnectRequest, or a four-letter word (ZooKeeper
+    /// counts both).
+    pub fn packet_in(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A packet out that is not a reply: the ConnectResponse, a watch notification, or a
+    /// four-letter word's answer.
+    pub fn packet_out(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn reply(&self, zxid: i64, latency: Duration, now_ms: i64) {
         let ms = latency.as_millis().min(u128::from(u64::MAX)) as u64;
         self.sent.fetch_add(1, Ordering::Relaxed);

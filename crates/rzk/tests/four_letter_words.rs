@@ -140,7 +140,9 @@ fn four_letter_words_do_not_disturb_a_session() {
 /// watches `/w` (getData) and the missing `/nope` (exists), owns an ephemeral, then watches the children of
 /// `/w` and `/`: `wchs` is identical and counts the two data watches only, as `wchc` and `wchp` list
 /// ZooKeeper's data table; `mntr`'s `zk_watch_count` is 4 (both tables); `envi` names this host's OS,
-/// architecture, kernel release and user as Java does; `cons` after `crst` has ZooKeeper's fields; `wchc`
+/// architecture, kernel release and user as Java does; `cons` after `crst` has ZooKeeper's fields; the
+/// packet counters agree (a session's ConnectRequest, ConnectResponse and notifications count; each
+/// four-letter word is a packet in and out); `wchc`
 /// maps the session to exactly {/w, /nope} and `wchp` maps each of those paths to exactly the session; the
 /// session's `cons` line has the same fields as ZooKeeper's (queued, recved, sent, sid, lop, est, to, lcxid,
 /// lzxid, lresp, llat, minlat, avglat, maxlat) with `to=` the negotiated 10000 and non-zero packet counts;
@@ -169,35 +171,38 @@ fn listings_match_zookeeper() {
         control.join("\n")
     );
     let mut problems = ours.problems();
-    if ours.wchs != theirs.wchs {
-        problems.push(format!(
-            "wchs: rzk {:?}, ZooKeeper {:?}",
-            ours.wchs, theirs.wchs
+    // Each field of the two servers' listings, debug-printed, with what it is.
+    macro_rules! both {
+        ($what:expr, $field:ident) => {
+            (
+                $what.to_string(),
+                format!("{:?}", ours.$field),
+                format!("{:?}", theirs.$field),
+            )
+        };
+    }
+    let mut compared = vec![
+        both!("wchs", wchs),
+        both!("cons sent= after a notification", sent_after_notification),
+        both!("srvr Received/Sent after srst and one srvr", srvr_packets),
+        both!("envi", environment),
+        both!("mntr zk_watch_count", watch_count),
+        both!("conf serverId", conf_server_id),
+        both!("conf keys", conf_keys),
+    ];
+    // The session's packets: the ConnectRequest and ConnectResponse count, as its requests
+    // and replies do.
+    for counter in ["recved", "sent"] {
+        compared.push((
+            format!("cons {counter}="),
+            format!("{:?}", ours.cons_values.get(counter)),
+            format!("{:?}", theirs.cons_values.get(counter)),
         ));
     }
-    if ours.environment != theirs.environment {
-        problems.push(format!(
-            "envi: rzk {:?}, ZooKeeper {:?}",
-            ours.environment, theirs.environment
-        ));
-    }
-    if ours.watch_count != theirs.watch_count {
-        problems.push(format!(
-            "mntr zk_watch_count: rzk {:?}, ZooKeeper {:?}",
-            ours.watch_count, theirs.watch_count
-        ));
-    }
-    if ours.conf_server_id != theirs.conf_server_id {
-        problems.push(format!(
-            "conf serverId: rzk {:?}, ZooKeeper {:?}",
-            ours.conf_server_id, theirs.conf_server_id
-        ));
-    }
-    if ours.conf_keys != theirs.conf_keys {
-        problems.push(format!(
-            "conf keys: rzk {:?}, ZooKeeper {:?}",
-            ours.conf_keys, theirs.conf_keys
-        ));
+    for (what, rzk, zookeeper) in compared {
+        if rzk != zookeeper {
+            problems.push(format!("{what}: rzk {rzk}, ZooKeeper {zookeeper}"));
+        }
     }
     if ours.cons_fields_after_crst != theirs.cons_fields_after_crst {
         problems.push(format!(
@@ -247,6 +252,10 @@ fn session_cons_line(port: u16, sid: &str) -> (String, Vec<(String, String)>) {
 struct Listings {
     session: String,
     wchs: String,
+    /// The session's `sent=` once a watch notification reached it (after `crst`).
+    sent_after_notification: Option<String>,
+    /// `srvr`'s Received and Sent after `srst` and one `srvr`.
+    srvr_packets: (Option<String>, Option<String>),
     /// `mntr`'s `zk_watch_count`.
     watch_count: Option<String>,
     /// `envi`'s os.name, os.arch, os.version and user.name.
@@ -279,6 +288,7 @@ impl Listings {
         let sid = format!("0x{:x}", session.session_id);
         let wchc_raw = four_letter(port, "wchc");
         let wchp_raw = four_letter(port, "wchp");
+        let wchs = four_letter(port, "wchs");
         let (cons_line, pairs) = session_cons_line(port, &sid);
         // After `crst` the session's line has no request behind its counters.
         assert_eq!(four_letter(port, "crst"), "Connection stats reset.\n");
@@ -300,13 +310,36 @@ impl Listings {
             .lines()
             .find_map(|line| line.strip_prefix("zk_watch_count\t"))
             .map(str::to_string);
+        // Server-wide packets after a reset: each four-letter word is one packet in, counted
+        // before it runs, and one out, counted once written.
+        assert_eq!(four_letter(port, "srst"), "Server stats reset.\n");
+        four_letter(port, "srvr");
+        let srvr = four_letter(port, "srvr");
+        let srvr_line = |name: &str| {
+            srvr.lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(|value| value.trim().to_string())
+        };
+        let srvr_packets = (srvr_line("Received:"), srvr_line("Sent:"));
         let conf = four_letter(port, "conf");
         let conf_pairs: Vec<(&str, &str)> = conf
             .lines()
             .filter_map(|line| line.split_once('='))
             .collect();
+        // A notification is a packet out: another session changes /w, whose data watch fires.
+        let mut other = RawSession::connect(port);
+        other.set_data("/w", b"changed");
+        let event = session.next_event(IO_TIMEOUT);
+        assert_eq!(event.path, "/w", "the data watch on /w fires");
+        let (_, pairs_after_notification) = session_cons_line(port, &sid);
+        let sent_after_notification = pairs_after_notification
+            .into_iter()
+            .find_map(|(key, value)| (key == "sent").then_some(value));
+        other.close();
         let listings = Listings {
-            wchs: four_letter(port, "wchs"),
+            sent_after_notification,
+            wchs,
+            srvr_packets,
             watch_count,
             environment,
             wchc: grouped(&wchc_raw, &sid),

@@ -15,7 +15,7 @@
 //!   the process is alive, so a load balancer or Kubernetes readiness probe should use this.
 //!
 //! Differences from ZooKeeper a reader of the JSON may notice: `dump`'s
-//! `expiry_time_to_session_ids` is empty (the expiry tracker does not list its buckets);
+//! `expiry_time_to_session_ids` lists only the sessions this member tracks for expiry;
 //! `outstanding_requests` per connection is 0; response sizes are -1 (not tracked);
 //! `system_properties` lists rzk's process facts instead of a JVM's.
 
@@ -399,17 +399,22 @@ fn snake_case(key: &str) -> String {
 }
 
 fn dump(shared: &Shared) -> Map<String, Value> {
-    let ephemerals: Map<String, Value> = shared
-        .lock()
-        .sm
-        .ephemerals_by_session()
-        .into_iter()
-        .map(|(session_id, paths)| (session_id.to_string(), json!(paths)))
-        .collect();
-    // TODO(expiry): fill from the expiry tracker's buckets once it lists them.
+    let (ephemerals, expiry) = {
+        let core = shared.lock();
+        (core.sm.ephemerals_by_session(), core.expiry.buckets())
+    };
+    // A JSON object keyed by the first of each pair, as ZooKeeper's maps print.
+    fn keyed<K: ToString, V: Into<Value>>(pairs: Vec<(K, V)>) -> Map<String, Value> {
+        pairs
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value.into()))
+            .collect()
+    }
     object(json!({
-        "expiry_time_to_session_ids": {},
-        "session_id_to_ephemeral_paths": ephemerals,
+        // As ZooKeeper's `getSessionExpiryMap`: each bucket's deadline (on the server's
+        // monotonic clock, as ZooKeeper's is on its elapsed-time clock) and its sessions.
+        "expiry_time_to_session_ids": keyed(expiry),
+        "session_id_to_ephemeral_paths": keyed(ephemerals),
     }))
 }
 

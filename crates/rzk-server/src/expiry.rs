@@ -79,6 +79,31 @@ impl ExpiryTracker {
         expired
     }
 
+    /// The buckets, earliest first, each with its sessions sorted (ZooKeeper's
+    /// `ExpiryQueue.dump` and `getSessionExpiryMap`).
+    pub fn buckets(&self) -> Vec<(i64, Vec<SessionId>)> {
+        self.buckets
+            .iter()
+            .map(|(deadline, sessions)| {
+                let mut sessions: Vec<SessionId> = sessions.iter().copied().collect();
+                sessions.sort_unstable();
+                (*deadline, sessions)
+            })
+            .collect()
+    }
+
+    /// The bucket `session_id` expires with, if it is tracked here.
+    pub fn deadline(&self, session_id: SessionId) -> Option<i64> {
+        self.deadlines
+            .get(&session_id)
+            .map(|(deadline, _)| *deadline)
+    }
+
+    /// The bucket a deadline `timeout_ms` after `now_ms` falls in.
+    pub fn bucket_after(&self, now_ms: i64, timeout_ms: i64) -> i64 {
+        self.bucket(now_ms + timeout_ms)
+    }
+
     pub fn len(&self) -> usize {
         self.deadlines.len()
     }

@@ -330,12 +330,33 @@ fn directories(shared: &Shared) -> String {
     )
 }
 
+/// `dump`: the session tracker, the ephemerals, and the connections with the time each would
+/// expire, in ZooKeeper's layout. A standalone server prints its expiry buckets as ZooKeeper's
+/// standalone does; an ensemble member lists every global session with its timeout, as
+/// ZooKeeper's leader does.
 fn dump(shared: &Shared) -> String {
-    let sessions = shared.lock().sm.sessions();
+    let (sessions, buckets) = {
+        let core = shared.lock();
+        (core.sm.sessions(), core.expiry.buckets())
+    };
+    // Expiry deadlines are on the server's monotonic clock; print them as wall-clock dates.
+    let (wall_now, monotonic_now) = (crate::wall_clock_ms(), shared.monotonic_ms());
+    let date = |deadline: i64| crate::java_date::java_date(wall_now + (deadline - monotonic_now));
     let mut text = String::from("SessionTracker dump:\n");
-    let _ = writeln!(text, "Global Sessions({}):", sessions.len());
-    for (session_id, timeout_ms) in sessions {
-        let _ = writeln!(text, "0x{session_id:x}\t{timeout_ms}ms");
+    if shared.mode() == "standalone" {
+        let tracked: usize = buckets.iter().map(|(_, ids)| ids.len()).sum();
+        let _ = writeln!(text, "Session Sets ({})/({tracked}):", buckets.len());
+        for (deadline, ids) in &buckets {
+            let _ = writeln!(text, "{} expire at {}:", ids.len(), date(*deadline));
+            for session_id in ids {
+                let _ = writeln!(text, "\t0x{session_id:x}");
+            }
+        }
+    } else {
+        let _ = writeln!(text, "Global Sessions({}):", sessions.len());
+        for (session_id, timeout_ms) in sessions {
+            let _ = writeln!(text, "0x{session_id:x}\t{timeout_ms}ms");
+        }
     }
     let ephemerals = shared.lock().sm.ephemerals_by_session();
     let _ = writeln!(
@@ -347,6 +368,44 @@ fn dump(shared: &Shared) -> String {
         let _ = writeln!(text, "0x{session_id:x}:");
         for path in paths {
             let _ = writeln!(text, "\t{path}");
+        }
+    }
+    // A connection expires with its session; one without a session yet is closed when the
+    // handshake's time runs out (ZooKeeper's sessionlessCnxnTimeout).
+    let mut connection_buckets: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+    {
+        // The listing first: it takes the connections' lock, which is not held with the core's.
+        let listing = shared.connection_list();
+        let core = shared.lock();
+        let sessionless_ms = crate::connection::HANDSHAKE_READ_TIMEOUT.as_millis() as i64;
+        for connection in listing {
+            let session_id = connection.session_id.unwrap_or(0);
+            let deadline = connection
+                .session_id
+                .and_then(|id| core.expiry.deadline(id))
+                .unwrap_or_else(|| {
+                    let since_start = connection.established_ms - (wall_now - monotonic_now);
+                    core.expiry.bucket_after(since_start, sessionless_ms)
+                });
+            connection_buckets
+                .entry(deadline)
+                .or_default()
+                .push(format!(
+                    "ip: /{} sessionId: 0x{session_id:x}",
+                    connection.peer
+                ));
+        }
+    }
+    let connections: usize = connection_buckets.values().map(Vec::len).sum();
+    let _ = writeln!(
+        text,
+        "Connections dump:\nConnections Sets ({})/({connections}):",
+        connection_buckets.len()
+    );
+    for (deadline, lines) in connection_buckets {
+        let _ = writeln!(text, "{} expire at {}:", lines.len(), date(deadline));
+        for line in lines {
+            let _ = writeln!(text, "\t{line}");
         }
     }
     text

@@ -30,6 +30,7 @@ pub mod connection;
 pub mod core;
 pub mod expiry;
 pub mod four_letter;
+pub mod java_date;
 pub mod metrics;
 pub mod options;
 pub mod session_id;

@@ -377,6 +377,20 @@ async fn commands_report_the_servers_state() {
         dump["session_id_to_ephemeral_paths"][session_id.to_string()],
         serde_json::json!(["/eph"])
     );
+    // The session is in exactly one expiry bucket, keyed by its deadline.
+    let buckets = dump["expiry_time_to_session_ids"]
+        .as_object()
+        .expect("expiry_time_to_session_ids is an object");
+    let holding: Vec<&String> = buckets
+        .iter()
+        .filter(|(_, ids)| {
+            ids.as_array()
+                .is_some_and(|ids| ids.contains(&session_id.into()))
+        })
+        .map(|(deadline, _)| deadline)
+        .collect();
+    assert_eq!(holding.len(), 1, "{dump}");
+    assert!(holding[0].parse::<i64>().is_ok(), "{dump}");
 
     let wchs = get("wchs").await;
     assert_eq!(

@@ -183,6 +183,7 @@ fn listings_match_zookeeper() {
     }
     let mut compared = vec![
         both!("wchs", wchs),
+        both!("the shape of dump", dump_shape),
         both!("cons sent= after a notification", sent_after_notification),
         both!("srvr Received/Sent after srst and one srvr", srvr_packets),
         both!("envi", environment),
@@ -226,6 +227,47 @@ fn listings_match_zookeeper() {
     );
 }
 
+/// `dump` without what differs between servers and runs, sorted: session ids, addresses and
+/// expiry buckets (their count and dates; every date must look like Java's `Date.toString()`).
+fn dump_shape(dump: &str) -> Vec<String> {
+    let mut shape: Vec<String> = dump
+        .lines()
+        .filter_map(|line| {
+            if let Some((count, date)) = line.split_once(" expire at ") {
+                let java_date = date.strip_suffix(':').is_some_and(|date| {
+                    let words: Vec<&str> = date.split(' ').collect();
+                    words.len() == 6 && words[3].len() == 8 && words[5].len() == 4
+                });
+                let ok = count.parse::<u32>().is_ok() && java_date;
+                return (!ok).then(|| format!("bad expiry line: {line}"));
+            }
+            if let Some((kind, counts)) = line.split_once(" Sets (") {
+                // The bucket count depends on where the clock falls; the element count does not.
+                let elements = counts.rsplit_once("/(").map_or("?", |(_, n)| n);
+                return Some(format!("{kind} Sets (#)/({elements}"));
+            }
+            if let Some((address, session)) = line.split_once(" sessionId: ") {
+                let address = address.split(':').next().unwrap_or(address);
+                let session = if session == "0x0" { "0x0" } else { "0x#" };
+                return Some(format!("{address}:# sessionId: {session}"));
+            }
+            if let Some(rest) = line
+                .strip_prefix("0x")
+                .or_else(|| line.strip_prefix("\t0x"))
+            {
+                let suffix = rest
+                    .find(|c: char| !c.is_ascii_hexdigit())
+                    .map_or("", |i| &rest[i..]);
+                let tab = if line.starts_with('\t') { "\t" } else { "" };
+                return Some(format!("{tab}0x#{suffix}"));
+            }
+            Some(line.to_string())
+        })
+        .collect();
+    shape.sort();
+    shape
+}
+
 /// The `cons` line of session `sid` (`0x...`) and its `key=value` fields, in order.
 fn session_cons_line(port: u16, sid: &str) -> (String, Vec<(String, String)>) {
     let cons = four_letter(port, "cons");
@@ -252,6 +294,8 @@ fn session_cons_line(port: u16, sid: &str) -> (String, Vec<(String, String)>) {
 struct Listings {
     session: String,
     wchs: String,
+    /// The shape of `dump` (see [`dump_shape`]).
+    dump_shape: Vec<String>,
     /// The session's `sent=` once a watch notification reached it (after `crst`).
     sent_after_notification: Option<String>,
     /// `srvr`'s Received and Sent after `srst` and one `srvr`.
@@ -289,6 +333,7 @@ impl Listings {
         let wchc_raw = four_letter(port, "wchc");
         let wchp_raw = four_letter(port, "wchp");
         let wchs = four_letter(port, "wchs");
+        let dump = four_letter(port, "dump");
         let (cons_line, pairs) = session_cons_line(port, &sid);
         // After `crst` the session's line has no request behind its counters.
         assert_eq!(four_letter(port, "crst"), "Connection stats reset.\n");
@@ -339,6 +384,7 @@ impl Listings {
         let listings = Listings {
             sent_after_notification,
             wchs,
+            dump_shape: dump_shape(&dump),
             srvr_packets,
             watch_count,
             environment,

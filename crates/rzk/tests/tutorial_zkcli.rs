@@ -466,7 +466,8 @@ fn node_count(port: u16) -> u64 {
 }
 
 /// The live session ids in a `dump` reply: every non-zero `0x...` token (ZooKeeper lists them under
-/// `Session Sets` and `Sessions with Ephemerals`, rzk under `Global Sessions`; both print `0x` + hex).
+/// `Session Sets`, `Sessions with Ephemerals` and `Connections dump`, as rzk does standalone;
+/// both print `0x` + hex).
 fn dump_sessions(port: u16) -> (BTreeSet<u64>, String) {
     let reply = four_letter(port, "dump");
     let sessions = reply

@@ -64,13 +64,31 @@ pub struct Client {
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Split `"h1:p1,h2:p2"` into addresses. A chroot suffix (`/path`) is not supported.
+/// Split `"h1:p1,h2:p2"` into addresses, for callers that take no chroot (`rzk bench`).
 pub fn parse_hosts(hosts: &str) -> Result<Vec<String>, ClientError> {
     if hosts.contains('/') {
         return Err(ClientError::InvalidArgument(format!(
-            "connect string {hosts:?} has a chroot suffix, which rzk-client does not support; remove the /path part"
+            "connect string {hosts:?} has a chroot suffix, which is not taken here; remove the /path part"
         )));
     }
+    host_list(hosts)
+}
+
+/// Split a connect string, `"h1:p1,h2:p2[/chroot]"`, into addresses and its chroot, as the Java
+/// client's `ConnectStringParser` does (`/` alone is no chroot).
+pub fn parse_connect_string(
+    connect_string: &str,
+) -> Result<(Vec<String>, Option<String>), ClientError> {
+    match connect_string.split_once('/') {
+        Some((hosts, _)) => {
+            let chroot = crate::chroot::parse(&connect_string[hosts.len()..])?;
+            Ok((host_list(hosts)?, chroot))
+        }
+        None => Ok((host_list(connect_string)?, None)),
+    }
+}
+
+fn host_list(hosts: &str) -> Result<Vec<String>, ClientError> {
     let list: Vec<String> = hosts
         .split(',')
         .map(str::trim)
@@ -96,8 +114,9 @@ pub fn parse_hosts(hosts: &str) -> Result<Vec<String>, ClientError> {
 }
 
 impl Client {
-    /// Connect to the first host of `hosts` (`"h:p,h:p"`) that grants a session, asking for
-    /// `session_timeout`. An `SyncConnected` event is queued on the event channel.
+    /// Connect to the first host of `hosts` (`"h:p,h:p[/chroot]"`) that grants a session,
+    /// asking for `session_timeout`. An `SyncConnected` event is queued on the event channel.
+    /// With a chroot, every path is relative to it, as with the Java client.
     pub async fn connect(hosts: &str, session_timeout: Duration) -> Result<Client, ClientError> {
         let timeout_ms = i32::try_from(session_timeout.as_millis()).map_err(|_| {
             ClientError::InvalidArgument(format!(
@@ -105,14 +124,15 @@ impl Client {
             ))
         })?;
         let mut reasons = Vec::new();
-        for host in parse_hosts(hosts)? {
+        let (addresses, chroot) = parse_connect_string(hosts)?;
+        for host in addresses {
             let attempt = tokio::time::timeout(
                 session_timeout.min(CONNECT_TIMEOUT_MAX),
                 handshake(&host, timeout_ms),
             )
             .await;
             match attempt {
-                Ok(Ok((stream, session))) => return Ok(Client::start(stream, session)),
+                Ok(Ok((stream, session))) => return Ok(Client::start(stream, session, chroot)),
                 Ok(Err(reason)) => reasons.push(format!("{host}: {reason}")),
                 Err(_) => reasons.push(format!(
                     "{host}: no session within {} ms",
@@ -126,14 +146,14 @@ impl Client {
         })
     }
 
-    fn start(stream: TcpStream, session: SessionInfo) -> Client {
+    fn start(stream: TcpStream, session: SessionInfo, chroot: Option<String>) -> Client {
         let timeout = Duration::from_millis(u64::try_from(session.timeout_ms).unwrap_or(1).max(1));
         // The Java client's rule: declare the connection dead after 2/3 of the session
         // timeout without any packet, ping after 1/3 without sending (the paper's s/3, 2s/3).
         let read_timeout = timeout * 2 / 3;
         let ping_interval = timeout / 3;
         let (read, write) = stream.into_split();
-        let shared = Arc::new(Shared::new(session.server.clone()));
+        let shared = Arc::new(Shared::new(session.server.clone(), chroot));
         let (outgoing_tx, outgoing_rx) = mpsc::channel(PENDING_REQUESTS_MAX);
         let (events_tx, events_rx) = mpsc::channel(EVENTS_MAX);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -191,7 +211,10 @@ impl Client {
 
     /// Send one request and wait for its reply. A server error is `ClientError::Keeper`.
     /// `Request::Ping` is answered by the writer's own pings and should not be sent here.
-    pub async fn request(&self, request: Request) -> Result<Response, ClientError> {
+    pub async fn request(&self, mut request: Request) -> Result<Response, ClientError> {
+        if let Some(chroot) = &self.shared.chroot {
+            crate::chroot::request(chroot, &mut request);
+        }
         let permit = self
             .permits
             .clone()
@@ -207,7 +230,11 @@ impl Client {
             })
             .await
             .map_err(|_| self.shared.lost_error())?;
-        reply_rx.await.map_err(|_| self.shared.lost_error())?
+        let mut response = reply_rx.await.map_err(|_| self.shared.lost_error())??;
+        if let Some(chroot) = &self.shared.chroot {
+            crate::chroot::response(chroot, &mut response);
+        }
+        Ok(response)
     }
 
     /// End the session (closeSession), then the connection. A `Closed` event is queued

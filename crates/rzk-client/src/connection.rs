@@ -54,13 +54,16 @@ struct PendingTable {
 /// State both tasks and the `Client` handle share.
 pub(crate) struct Shared {
     pub server: String,
+    /// The connect string's chroot: requests are sent under it, event paths come back from it.
+    pub chroot: Option<String>,
     table: Mutex<PendingTable>,
 }
 
 impl Shared {
-    pub fn new(server: String) -> Self {
+    pub fn new(server: String, chroot: Option<String>) -> Self {
         Shared {
             server,
+            chroot,
             table: Mutex::new(PendingTable::default()),
         }
     }
@@ -327,7 +330,14 @@ async fn handle_frame(
                 state: KeeperState::from_i32(event.state).ok_or_else(|| {
                     shared.protocol(format!("unknown keeper state {}", event.state))
                 })?,
-                path: Some(event.path),
+                path: Some(match &shared.chroot {
+                    Some(chroot) => {
+                        let mut path = event.path;
+                        crate::chroot::strip(chroot, &mut path);
+                        path
+                    }
+                    None => event.path,
+                }),
             };
             // Sent before any later reply completes: events stay ahead of the replies that
             // followed them on the wire. A dropped receiver means nobody wants events.

@@ -13,7 +13,8 @@
 //! - [`ClientError`] (`error.rs`): server error codes and local failures, kept apart.
 //!
 //! # What it does not do
-//! No reconnection, no session re-attach, no chroot, no SASL/TLS. When the connection drops,
+//! No reconnection, no session re-attach, no SASL/TLS (a chroot suffix in the connect string is
+//! served, `chroot.rs`). When the connection drops,
 //! every pending and later request fails with [`ClientError::ConnectionLost`] and a
 //! `Disconnected` event is delivered; the caller decides whether to connect again.
 //!
@@ -23,12 +24,14 @@
 //! server sends before a reply is delivered on the event channel before that reply's
 //! caller wakes up.
 
+mod chroot;
 mod client;
 mod connection;
 mod error;
 
 pub use client::{
-    parse_hosts, Client, SessionInfo, CONNECT_TIMEOUT_MAX, EVENTS_MAX, PENDING_REQUESTS_MAX,
+    parse_connect_string, parse_hosts, Client, SessionInfo, CONNECT_TIMEOUT_MAX, EVENTS_MAX,
+    PENDING_REQUESTS_MAX,
 };
 pub use error::ClientError;
 pub use rzk_proto::{

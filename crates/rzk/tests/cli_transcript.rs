@@ -812,3 +812,53 @@ fn an_unreachable_server_fails_the_command_with_exit_code_1() {
         assert!(run.stderr.contains(error), "{args:?}: {}", run.stderr);
     }
 }
+
+/// A chroot in the connect string, in a session that creates, reads, watches and deletes under
+/// it: zkCli.sh against one rzk server and the `rzk cli` binary against another, each with
+/// `/app` created first and `-server <address>/app`, print the same. Paths are relative to the
+/// chroot in what both print: created paths, and watch events (the chroot itself is `/`).
+/// It ends as [`TRANSCRIPT`] does, with `close` before `quit`: zkCli's `System.exit` at `quit`
+/// can overtake its event thread and drop the `Closed` event.
+const CHROOT_SESSION: &str = "create /a one
+create -s /a/s- x
+ls /
+get /a
+stat /a
+get -w /a
+set /a two
+ls -w /
+create /b x
+getAllChildrenNumber /
+sync /a
+delete /b
+create /missing/child x
+close
+ls /
+quit
+";
+
+#[test]
+fn a_chroot_in_the_connect_string_matches_zkcli() {
+    if !reference_present() {
+        return;
+    }
+    let for_java = support::RzkServer::start(&[]);
+    let for_rzk = support::RzkServer::start(&[]);
+    for server in [&for_java, &for_rzk] {
+        let created = rzk_cli_binary_at(&server.connect_string(), &["create", "/app", ""], "");
+        assert_eq!(created.code, 0, "create /app: {}", created.stderr);
+    }
+    let chrooted = |server: &support::RzkServer| format!("{}/app", server.connect_string());
+    let reference = zkcli_at(&chrooted(&for_java), &[], CHROOT_SESSION);
+    let ours = rzk_cli_binary_at(&chrooted(&for_rzk), &[], CHROOT_SESSION);
+    assert_same("stdout", &reference.stdout, &ours.stdout);
+    assert_same("stderr", &reference.stderr, &ours.stderr);
+    assert_eq!(reference.code, ours.code, "exit code after quit");
+    // Outside the chroot, the nodes are under /app.
+    let listed = rzk_cli_binary_at(&for_rzk.connect_string(), &["ls", "/app"], "");
+    assert!(
+        listed.stdout.contains("[a]"),
+        "ls /app without the chroot: {}",
+        listed.stdout
+    );
+}

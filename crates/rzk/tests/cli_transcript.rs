@@ -235,7 +235,19 @@ fn assert_java_date(text: &str) {
 }
 
 fn assert_same(what: &str, reference: &str, ours: &str) {
-    let (reference, ours) = (normalise(reference), normalise(ours));
+    let (reference, mut ours) = (normalise(reference), normalise(ours));
+    // zkCli's `quit` closes the session and calls System.exit, which can overtake the event
+    // thread: its last `Closed` event is sometimes not printed (1 run in 6 of the whole file
+    // here, under load). rzk cli always prints it; one more of them on our side is that race.
+    const CLOSED: &str = "WatchedEvent state:Closed type:None path:null";
+    let closed = |text: &str| text.lines().filter(|line| *line == CLOSED).count();
+    if closed(&ours) == closed(&reference) + 1 {
+        let mut lines: Vec<&str> = ours.lines().collect();
+        if let Some(last) = lines.iter().rposition(|line| *line == CLOSED) {
+            lines.remove(last);
+        }
+        ours = lines.join("\n");
+    }
     if reference != ours {
         let mut report = String::new();
         for (index, (a, b)) in reference.lines().zip(ours.lines()).enumerate() {
@@ -817,8 +829,7 @@ fn an_unreachable_server_fails_the_command_with_exit_code_1() {
 /// it: zkCli.sh against one rzk server and the `rzk cli` binary against another, each with
 /// `/app` created first and `-server <address>/app`, print the same. Paths are relative to the
 /// chroot in what both print: created paths, and watch events (the chroot itself is `/`).
-/// It ends as [`TRANSCRIPT`] does, with `close` before `quit`: zkCli's `System.exit` at `quit`
-/// can overtake its event thread and drop the `Closed` event.
+/// It ends as [`TRANSCRIPT`] does, with `close` before `quit`.
 const CHROOT_SESSION: &str = "create /a one
 create -s /a/s- x
 ls /

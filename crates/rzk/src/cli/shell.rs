@@ -486,9 +486,11 @@ impl Shell {
                 if words.len() > 1 {
                     Err(Failure::new(usage_of("version")))
                 } else {
+                    // The server's version string (`srvr`), `3.x.y-rzk-<version>, built on
+                    // ...`: scripts that read a 3.x version from this line keep working.
                     self.print_line(&format!(
-                        "ZooKeeper CLI version: {} (rzk)",
-                        env!("CARGO_PKG_VERSION")
+                        "ZooKeeper CLI version: {}",
+                        rzk_server::four_letter::version()
                     ));
                     Ok(())
                 }

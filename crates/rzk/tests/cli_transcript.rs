@@ -874,3 +874,85 @@ fn a_chroot_in_the_connect_string_matches_zkcli() {
         listed.stdout
     );
 }
+
+/// Kills the process on drop (a server a test started by hand).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `-waitforconnection`: the CLI keeps trying to reach a server for up to `-timeout`, as
+/// zkCli does. Its first attempt reaches a listener that closes the connection (a failed
+/// attempt, seen here); then an rzk server starts on that port, and the one-shot `ls /`
+/// succeeds without the CLI being started again.
+#[test]
+fn wait_for_connection_keeps_trying_until_a_server_answers() {
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = listener.local_addr().expect("its address").port();
+    let address = format!("127.0.0.1:{port}");
+    let cli = Command::new(env!("CARGO_BIN_EXE_rzk"))
+        .args([
+            "cli",
+            "-waitforconnection",
+            "-timeout",
+            "30000",
+            "-server",
+            &address,
+        ])
+        .args(["ls", "/"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rzk cli");
+    let (accepted_tx, accepted_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = accepted_tx.send(listener.accept().map(|(stream, _)| stream));
+        // The listener closes here, with the accepted connection.
+    });
+    let first = accepted_rx
+        .recv_timeout(BOUND)
+        .expect("the CLI's first connection attempt within 60 s");
+    drop(first.expect("accept the CLI's first attempt"));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nadmin.enableServer=false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("write zoo.cfg");
+    let _server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_rzk"))
+            .arg("server")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rzk server"),
+    );
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(cli.wait_with_output());
+    });
+    let output = done_rx
+        .recv_timeout(BOUND)
+        .expect("rzk cli to finish within 60 s")
+        .expect("rzk cli's output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "rzk cli -waitforconnection ls /:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("[zookeeper]"), "{stdout}");
+}

@@ -36,6 +36,8 @@ pub struct CliArgs {
 pub struct Options {
     pub server: String,
     pub timeout_ms: u64,
+    /// `-waitforconnection`: keep trying to reach a server for up to `timeout_ms`.
+    pub wait_for_connection: bool,
     /// The command words, if any: run one command and exit.
     pub command: Vec<String>,
 }
@@ -45,6 +47,7 @@ impl Options {
         let mut options = Options {
             server: "localhost:2181".to_owned(),
             timeout_ms: 30_000,
+            wait_for_connection: false,
             command: Vec::new(),
         };
         let mut iter = words.iter();
@@ -63,7 +66,8 @@ impl Options {
                     })?;
                 }
                 // Accepted for zkCli compatibility; rzk-client always asks for read-write.
-                "-r" | "-waitforconnection" => {}
+                "-r" => {}
+                "-waitforconnection" => options.wait_for_connection = true,
                 "-client-configuration" => {
                     value(word)?;
                 }
@@ -127,7 +131,11 @@ pub fn run_with(
         Box::new(out),
         Box::new(err),
     );
-    shell.connect(&options.server);
+    if options.wait_for_connection {
+        shell.connect_waiting(&options.server, Duration::from_millis(options.timeout_ms));
+    } else {
+        shell.connect(&options.server);
+    }
     if !options.command.is_empty() {
         shell.run_one_shot(options.command);
         return shell.exit_code();

@@ -173,6 +173,9 @@ impl WatchTable {
     }
 }
 
+/// How long `-waitforconnection` pauses between attempts to reach a server.
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 pub struct Shell {
     runtime: tokio::runtime::Runtime,
     session_timeout: Duration,
@@ -304,13 +307,31 @@ impl Shell {
 
     /// `connectToZK`: close a live session first, then open a new one.
     pub fn connect(&mut self, host: &str) {
+        self.connect_waiting(host, Duration::ZERO);
+    }
+
+    /// [`Shell::connect`], trying again until `wait` has passed while no server answers
+    /// (zkCli's `-waitforconnection`, which waits up to its `-timeout`).
+    pub fn connect_waiting(&mut self, host: &str, wait: Duration) {
         self.close_session();
         self.host = host.to_owned();
         self.watches = WatchTable::default();
         self.auth_failed = false;
         self.auth_failed_unseen = false;
         let timeout = self.session_timeout;
-        match self.runtime.block_on(Client::connect(host, timeout)) {
+        let deadline = std::time::Instant::now() + wait;
+        let connected = loop {
+            match self.runtime.block_on(Client::connect(host, timeout)) {
+                Err(ClientError::Connect { .. }) if std::time::Instant::now() < deadline => {
+                    // The Java client also pauses between attempts (up to a second, at random).
+                    let pause = CONNECT_RETRY_PAUSE
+                        .min(deadline.saturating_duration_since(std::time::Instant::now()));
+                    std::thread::sleep(pause);
+                }
+                result => break result,
+            }
+        };
+        match connected {
             Ok(client) => {
                 self.events = client.take_events();
                 self.set_client(Some(Arc::new(client)));

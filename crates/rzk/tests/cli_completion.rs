@@ -82,6 +82,16 @@ impl Terminal {
         terminal
     }
 
+    /// [`Terminal::start`], then waits for the first prompt.
+    fn start_at_prompt(address: &str) -> Terminal {
+        let terminal = Terminal::start(address);
+        let prompt = format!("[zk: {address}(CONNECTED) 0]");
+        terminal.wait_for(&format!("the first prompt {prompt:?}"), |screen| {
+            last_prompt_line(screen).is_some_and(|line| line.starts_with(&prompt))
+        });
+        terminal
+    }
+
     fn tmux(&self, args: &[&str]) -> Output {
         let mut command = Command::new("tmux");
         command.arg("-S").arg(&self.socket).args(args);
@@ -255,6 +265,19 @@ fn one_shot(address: &str, command: &[&str]) {
     );
 }
 
+/// True (after saying why) when tmux is missing outside CI; under `CI=true` (`.ci/run`
+/// installs tmux) a missing tmux fails the test instead.
+fn skip_without_tmux(test: &str) -> bool {
+    let Some(reason) = tmux_missing_reason() else {
+        return false;
+    };
+    if support::in_ci() {
+        panic!("{reason} (CI=true, so this is a failure, not a skip; .ci/run installs tmux)");
+    }
+    eprintln!("skipped: {test}: {reason}");
+    true
+}
+
 /// The candidates of a list, in the order shown (rustyline prints them in columns, row by
 /// row, separated by spaces).
 fn words_of(lines: &[String]) -> Vec<String> {
@@ -267,11 +290,7 @@ fn words_of(lines: &[String]) -> Vec<String> {
 
 #[test]
 fn tab_completes_commands_and_znode_paths_in_a_real_terminal() {
-    if let Some(reason) = tmux_missing_reason() {
-        if support::in_ci() {
-            panic!("{reason} (CI=true, so this is a failure, not a skip; .ci/run installs tmux)");
-        }
-        eprintln!("skipped: tab_completes_commands_and_znode_paths_in_a_real_terminal: {reason}");
+    if skip_without_tmux("tab_completes_commands_and_znode_paths_in_a_real_terminal") {
         return;
     }
     let server = RzkServer::start(&[]);
@@ -279,11 +298,7 @@ fn tab_completes_commands_and_znode_paths_in_a_real_terminal() {
     for path in ["/java", "/java/spring", "/java/struts", "/python"] {
         one_shot(&address, &["create", path]);
     }
-    let terminal = Terminal::start(&address);
-    let prompt = format!("[zk: {address}(CONNECTED) 0]");
-    terminal.wait_for(&format!("the first prompt {prompt:?}"), |screen| {
-        last_prompt_line(screen).is_some_and(|line| line.starts_with(&prompt))
-    });
+    let terminal = Terminal::start_at_prompt(&address);
 
     // A path with one candidate among the root's children completes to it.
     terminal.complete("", "ls /ja", "ls /java");
@@ -335,4 +350,31 @@ fn tab_completes_commands_and_znode_paths_in_a_real_terminal() {
         );
         thread::sleep(POLL_INTERVAL);
     }
+}
+
+/// Goal: on a terminal, a watch event shows the moment it arrives, above the prompt, as
+/// zkCli's event thread prints it, not only once the user presses Enter again.
+/// Method: `get -w /watched` in rzk cli under tmux, then `set /watched` from another (one-shot)
+/// CLI; the screen shows `NodeDataChanged` while the input line is still empty and nothing has
+/// been typed since, and then the prompt is usable as before.
+#[test]
+fn a_watch_event_shows_while_the_prompt_waits() {
+    if skip_without_tmux("a_watch_event_shows_while_the_prompt_waits") {
+        return;
+    }
+    let server = RzkServer::start(&[]);
+    let address = server.connect_string();
+    one_shot(&address, &["create", "/watched", "before"]);
+    let terminal = Terminal::start_at_prompt(&address);
+    terminal.type_text("get -w /watched");
+    terminal.wait_for_input("get -w /watched");
+    assert_eq!(terminal.run_line(1), ["before"], "get -w /watched");
+    one_shot(&address, &["set", "/watched", "after"]);
+    let event = "WatchedEvent state:SyncConnected type:NodeDataChanged path:/watched";
+    terminal.wait_for("the watch event, without a key pressed", |screen| {
+        screen.contains(event) && input_line(screen).as_deref() == Some("")
+    });
+    terminal.type_text("get /watched");
+    terminal.wait_for_input("get /watched");
+    assert_eq!(terminal.run_line(2), ["after"], "get /watched");
 }

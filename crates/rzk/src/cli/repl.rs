@@ -116,6 +116,14 @@ pub fn run_interactive(shell: &mut Shell) {
         // A missing history file is normal on first use.
         let _ = editor.load_history(path);
     }
+    // Watch events are printed the moment they arrive, above the prompt, as zkCli's event
+    // thread prints them. Without a printer (no terminal output) they wait for the next line.
+    if let Ok(mut printer) = editor.create_external_printer() {
+        let print = move |text: String| {
+            let _ = rustyline::ExternalPrinter::print(&mut printer, text);
+        };
+        shell.print_events_with(Arc::new(Mutex::new(Box::new(print))));
+    }
     shell.flush_events();
     loop {
         // Events that arrived while waiting for input are shown before the next prompt.

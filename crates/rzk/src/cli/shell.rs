@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -173,6 +174,26 @@ impl WatchTable {
     }
 }
 
+/// zkCli's text for an event, or `None` when it prints none: `printwatches off`, or any event
+/// after AuthFailed (the Java client's event thread stops there).
+fn event_text(
+    event: &WatchedEvent,
+    print_watches: &AtomicBool,
+    auth_failed: &AtomicBool,
+) -> Option<String> {
+    if auth_failed.load(Ordering::Relaxed) && event.state != KeeperState::AuthFailed {
+        return None;
+    }
+    if !print_watches.load(Ordering::Relaxed) {
+        return None;
+    }
+    let path = event.path.as_deref().unwrap_or("null");
+    Some(format!(
+        "\nWATCHER::\n\nWatchedEvent state:{:?} type:{:?} path:{path}",
+        event.state, event.event_type
+    ))
+}
+
 /// How long `-waitforconnection` pauses between attempts to reach a server.
 const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -187,12 +208,13 @@ pub struct Shell {
     err: Box<dyn Write + Send>,
     history: BTreeMap<usize, String>,
     command_count: usize,
-    print_watches: bool,
+    /// `printwatches`; shared with the event printer of an interactive terminal.
+    print_watches: Arc<AtomicBool>,
     exit_code: i32,
     watches: WatchTable,
     /// Set after AuthFailed: the Java client's event thread stops there, so no later event
     /// of this session (Disconnected, Closed) is printed.
-    auth_failed: bool,
+    auth_failed: Arc<AtomicBool>,
     /// Set by AuthFailed until a command sends a request: zkCli does not wait for
     /// `addauth`'s answer, so the commands right after it still find the session alive, and
     /// the first request fails with AuthFailed; only later commands say "Not connected".
@@ -203,7 +225,15 @@ pub struct Shell {
     /// sets its mode only when `-m` is given, so a mode chosen once sticks for later
     /// `addWatch` commands without `-m` (across `connect` too).
     add_watch_mode: AddWatchMode,
+    /// On an interactive terminal: prints watch events the moment they arrive (rustyline's
+    /// external printer), from a thread per session (see [`Shell::print_events_with`]).
+    event_printer: Option<EventPrinter>,
+    /// Events that thread printed, for the shell to account for (the watch table).
+    printed: Option<std::sync::mpsc::Receiver<WatchedEvent>>,
 }
+
+/// Prints one event's text on the terminal, from any thread.
+pub type EventPrinter = Arc<Mutex<Box<dyn FnMut(String) + Send>>>;
 
 impl Shell {
     pub fn new(
@@ -222,13 +252,15 @@ impl Shell {
             err,
             history: BTreeMap::new(),
             command_count: 0,
-            print_watches: true,
+            print_watches: Arc::new(AtomicBool::new(true)),
             exit_code: EXIT_OK,
             watches: WatchTable::default(),
-            auth_failed: false,
+            auth_failed: Arc::new(AtomicBool::new(false)),
             auth_failed_unseen: false,
             last_words: Vec::new(),
             add_watch_mode: AddWatchMode::PersistentRecursive,
+            event_printer: None,
+            printed: None,
         }
     }
 
@@ -279,6 +311,12 @@ impl Shell {
 
     /// Print (and account for) every event already received.
     pub fn flush_events(&mut self) {
+        // Events the terminal's printer has shown: only accounted for here.
+        if let Some(printed) = &self.printed {
+            while let Ok(event) = printed.try_recv() {
+                self.watches.on_event(&event);
+            }
+        }
         let mut pending = VecDeque::new();
         if let Some(events) = &mut self.events {
             while let Ok(event) = events.try_recv() {
@@ -292,17 +330,41 @@ impl Shell {
 
     fn deliver(&mut self, event: WatchedEvent) {
         self.watches.on_event(&event);
-        if self.auth_failed && event.state != KeeperState::AuthFailed {
-            return;
-        }
-        if self.print_watches {
-            let path = event.path.as_deref().unwrap_or("null");
-            let text = format!(
-                "\nWATCHER::\n\nWatchedEvent state:{:?} type:{:?} path:{path}",
-                event.state, event.event_type
-            );
+        if let Some(text) = event_text(&event, &self.print_watches, &self.auth_failed) {
             self.print_line(&text);
         }
+    }
+
+    /// On an interactive terminal: print each watch event the moment it arrives, through
+    /// `printer`, as zkCli's event thread does, rather than when the next command is read.
+    pub fn print_events_with(&mut self, printer: EventPrinter) {
+        self.event_printer = Some(printer);
+        self.start_event_printer();
+    }
+
+    /// Hands the session's events to a thread that prints them through the event printer
+    /// (it ends when the session's client is gone).
+    fn start_event_printer(&mut self) {
+        let Some(printer) = self.event_printer.clone() else {
+            return;
+        };
+        let Some(mut events) = self.events.take() else {
+            return;
+        };
+        let (printed_tx, printed_rx) = std::sync::mpsc::channel();
+        self.printed = Some(printed_rx);
+        let (print_watches, auth_failed) = (self.print_watches.clone(), self.auth_failed.clone());
+        std::thread::spawn(move || {
+            while let Some(event) = events.blocking_recv() {
+                if let Some(text) = event_text(&event, &print_watches, &auth_failed) {
+                    let mut print = printer.lock().unwrap_or_else(|p| p.into_inner());
+                    (print)(format!("{text}\n"));
+                }
+                if printed_tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
     }
 
     /// `connectToZK`: close a live session first, then open a new one.
@@ -316,7 +378,7 @@ impl Shell {
         self.close_session();
         self.host = host.to_owned();
         self.watches = WatchTable::default();
-        self.auth_failed = false;
+        self.auth_failed.store(false, Ordering::Relaxed);
         self.auth_failed_unseen = false;
         let timeout = self.session_timeout;
         let deadline = std::time::Instant::now() + wait;
@@ -335,6 +397,7 @@ impl Shell {
             Ok(client) => {
                 self.events = client.take_events();
                 self.set_client(Some(Arc::new(client)));
+                self.start_event_printer();
             }
             Err(error) => {
                 // zkCli would keep retrying in the background; rzk-client does not reconnect.
@@ -445,10 +508,12 @@ impl Shell {
             }
             "printwatches" => {
                 if words.len() == 1 {
-                    let state = if self.print_watches { "on" } else { "off" };
+                    let on = self.print_watches.load(Ordering::Relaxed);
+                    let state = if on { "on" } else { "off" };
                     self.print_line(&format!("printwatches is {state}"));
                 } else {
-                    self.print_watches = words[1] == "on";
+                    self.print_watches
+                        .store(words[1] == "on", Ordering::Relaxed);
                 }
             }
             "connect" => {
@@ -462,7 +527,7 @@ impl Shell {
         // every later command finds the session dead, however soon this client notices that
         // the server closed the connection (zkCli's state is AUTH_FAILED, which is not alive).
         let unseen = self.auth_failed_unseen;
-        let failed = self.auth_failed;
+        let failed = self.auth_failed.load(Ordering::Relaxed);
         let Some(client) = self
             .client()
             .filter(|client| (client.is_alive() && !failed) || unseen)
@@ -555,7 +620,10 @@ impl Shell {
         self.flush_events();
         match result {
             // A request on a session that failed authentication (see `auth_failed_unseen`).
-            Err(error) if self.auth_failed && !matches!(error, ClientError::Keeper(_)) => {
+            Err(error)
+                if self.auth_failed.load(Ordering::Relaxed)
+                    && !matches!(error, ClientError::Keeper(_)) =>
+            {
                 self.auth_failed_unseen = false;
                 Err(ClientError::Keeper(ErrorCode::AuthFailed))
             }
@@ -1035,7 +1103,7 @@ impl Shell {
         if options.args.len() < 2 {
             return Err(Failure::new(usage_of("addauth")));
         }
-        if self.auth_failed {
+        if self.auth_failed.load(Ordering::Relaxed) {
             // zkCli queues the packet on the failed session without waiting: nothing shows.
             return Ok(());
         }
@@ -1049,7 +1117,7 @@ impl Shell {
         // no Disconnected, which the closing connection may already have queued here).
         let result = self.runtime.block_on(client.add_auth(&scheme, &auth));
         let failed = matches!(result, Err(ClientError::Keeper(ErrorCode::AuthFailed)));
-        self.auth_failed |= failed;
+        self.auth_failed.fetch_or(failed, Ordering::Relaxed);
         self.auth_failed_unseen |= failed;
         self.flush_events();
         if failed {

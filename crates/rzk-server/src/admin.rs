@@ -296,7 +296,7 @@ fn client_response() -> Value {
 }
 
 fn server_stats(shared: &Shared) -> Map<String, Value> {
-    let node_count = shared.lock().sm.counts().znodes;
+    let node_count = shared.lock().sm.znode_count();
     object(json!({
         "version": version(),
         "read_only": false,
@@ -546,11 +546,11 @@ fn monitor(shared: &Shared) -> Map<String, Value> {
 }
 
 fn watch_summary(shared: &Shared) -> Map<String, Value> {
-    let counts = shared.lock().sm.counts();
+    let summary = shared.lock().sm.watch_summary();
     object(json!({
-        "num_connections": counts.watching_sessions,
-        "num_paths": counts.watched_paths,
-        "num_total_watches": counts.data_watches,
+        "num_connections": summary.sessions,
+        "num_paths": summary.paths,
+        "num_total_watches": summary.watches,
     }))
 }
 

@@ -67,7 +67,7 @@ fn server_stats(shared: &Shared, with_clients: bool) -> String {
     let latency = shared.stats.latency();
     let (zxid, nodes) = {
         let core = shared.lock();
-        (core.sm.last_zxid(), core.sm.counts().znodes)
+        (core.sm.last_zxid(), core.sm.znode_count())
     };
     let mut text = String::new();
     let _ = writeln!(text, "Zookeeper version: {}", version());
@@ -280,10 +280,10 @@ fn monitor(shared: &Shared) -> String {
 }
 
 fn watch_summary(shared: &Shared) -> String {
-    let counts = shared.lock().sm.counts();
+    let summary = shared.lock().sm.watch_summary();
     format!(
         "{} connections watching {} paths\nTotal watches:{}\n",
-        counts.watching_sessions, counts.watched_paths, counts.data_watches
+        summary.sessions, summary.paths, summary.watches
     )
 }
 

@@ -147,6 +147,16 @@ pub struct Options {
 }
 
 /// Counts for `mntr`/`srvr`/`wchs`.
+/// What ZooKeeper's `wchs` reports ("N connections watching M paths / Total watches:K"): its
+/// data table alone, one per (session, path) with a data, exists, persistent or recursive
+/// watch. A getChildren watch is counted only in [`Counts::watches`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WatchSummary {
+    pub watches: u64,
+    pub paths: u64,
+    pub sessions: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
     /// As ZooKeeper's `zk_znode_count`: its node map holds the root twice ("" and "/"), so a
@@ -156,14 +166,6 @@ pub struct Counts {
     /// One per (session, path, table), as ZooKeeper's `zk_watch_count` adds its data and
     /// child tables.
     pub watches: u64,
-    /// ZooKeeper's data table alone, which is what its `wchs` reports ("N connections watching
-    /// M paths / Total watches:K"): one per (session, path) with a data, exists, persistent or
-    /// recursive watch; a getChildren watch is not counted.
-    pub data_watches: u64,
-    /// Paths with a watch in the data table.
-    pub watched_paths: u64,
-    /// Sessions with a watch in the data table.
-    pub watching_sessions: u64,
     /// Sum of path length + data length over all nodes (`approximateDataSize`).
     pub approximate_data_size: u64,
     pub sessions: u64,
@@ -505,22 +507,29 @@ impl StateMachine {
     }
 
     pub fn counts(&self) -> Counts {
-        let watch_counts = self.watches.summary();
         Counts {
-            znodes: self.nodes.len() as u64 + 1,
+            znodes: self.znode_count(),
             ephemerals: self
                 .sessions
                 .values()
                 .map(|session| session.ephemerals.len() as u64)
                 .sum(),
-            watches: watch_counts.all,
-            data_watches: watch_counts.data,
-            watched_paths: watch_counts.data_paths,
-            watching_sessions: watch_counts.data_sessions,
+            watches: self.watches.count(),
             approximate_data_size: self.data_size,
             sessions: self.sessions.len() as u64,
             watches_refused: self.watches.refused,
         }
+    }
+
+    /// Nodes in the tree, as ZooKeeper's `zk_znode_count` counts them (see [`Counts::znodes`]),
+    /// without [`StateMachine::counts`]' walk of the watch table.
+    pub fn znode_count(&self) -> u64 {
+        self.nodes.len() as u64 + 1
+    }
+
+    /// ZooKeeper's data watch table, for `wchs` (see [`WatchSummary`]).
+    pub fn watch_summary(&self) -> WatchSummary {
+        self.watches.data_summary()
     }
 
     /// Watches by session, for `wchc`: session → watched paths, sorted (ZooKeeper's data table:

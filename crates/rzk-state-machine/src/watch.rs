@@ -30,15 +30,6 @@ const CHILD_TABLE: u8 = CHILD | PERSISTENT;
 /// refusal is counted in `Counts::watches_refused` so an operator can see it.
 pub const WATCHES_PER_SESSION_MAX: usize = 4_000_000;
 
-/// See [`WatchTable::summary`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct WatchCounts {
-    pub all: u64,
-    pub data: u64,
-    pub data_paths: u64,
-    pub data_sessions: u64,
-}
-
 #[derive(Debug, Default)]
 pub(crate) struct WatchTable {
     by_path: HashMap<Box<str>, BTreeMap<SessionId, u8>>,
@@ -57,7 +48,7 @@ pub(crate) enum Table {
 
 impl WatchTable {
     /// Every session with a watch in the data table and those paths, both sorted (for `wchc`,
-    /// which lists ZooKeeper's data table only: see [`WatchTable::summary`]).
+    /// which lists ZooKeeper's data table only: see [`WatchTable::data_summary`]).
     pub(crate) fn listing_by_session(&self) -> Vec<(SessionId, Vec<String>)> {
         let mut by_session: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
         for (path, sessions) in &self.by_path {
@@ -243,29 +234,34 @@ impl WatchTable {
         }
     }
 
-    /// The counts operators read. `all` is one per (session, path, table), as ZooKeeper's
-    /// `zk_watch_count` adds its two tables. The rest are its data table alone, which is all
-    /// that `wchs`, `wchc` and `wchp` report in ZooKeeper (a getChildren watch is not in them):
-    /// (session, path) pairs, paths and sessions with a data, exists, persistent or recursive
-    /// watch.
-    pub fn summary(&self) -> WatchCounts {
-        let mut counts = WatchCounts::default();
-        let mut data_sessions = HashSet::new();
+    /// One per (session, path, table), as ZooKeeper's `zk_watch_count` adds its two tables.
+    pub fn count(&self) -> u64 {
+        self.by_path
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|bits| u64::from(bits & DATA_TABLE != 0) + u64::from(bits & CHILD_TABLE != 0))
+            .sum()
+    }
+
+    /// ZooKeeper's data table alone, which is all that its `wchs`, `wchc` and `wchp` report
+    /// (a getChildren watch is not in them): the (session, path) pairs, paths and sessions
+    /// with a data, exists, persistent or recursive watch.
+    pub fn data_summary(&self) -> crate::WatchSummary {
+        let mut summary = crate::WatchSummary::default();
+        let mut sessions_seen = HashSet::new();
         for sessions in self.by_path.values() {
             let mut data_path = false;
             for (session, bits) in sessions {
-                counts.all +=
-                    u64::from(bits & DATA_TABLE != 0) + u64::from(bits & CHILD_TABLE != 0);
                 if bits & DATA_TABLE != 0 {
-                    counts.data += 1;
+                    summary.watches += 1;
                     data_path = true;
-                    data_sessions.insert(*session);
+                    sessions_seen.insert(*session);
                 }
             }
-            counts.data_paths += u64::from(data_path);
+            summary.paths += u64::from(data_path);
         }
-        counts.data_sessions = data_sessions.len() as u64;
-        counts
+        summary.sessions = sessions_seen.len() as u64;
+        summary
     }
 
     /// Assert the two indexes agree (tests and debug checks).

@@ -331,27 +331,27 @@ fn drop_watches_and_counts() {
     h.session(S3);
     h.mk("/c");
     h.watch_children(S3, "/c").unwrap();
-    let counts = h.sm.counts();
+    let (counts, summary) = (h.sm.counts(), h.sm.watch_summary());
     // All: S1 /a in both tables (2), S2 /a data (1), S2 /b persistent in both tables (2), S3 /c
     // child (1). The data table (wchs): S1 /a, S2 /a, S2 /b; S3 and /c watch children only.
     assert_eq!(
         (
             counts.watches,
-            counts.data_watches,
-            counts.watched_paths,
-            counts.watching_sessions
+            summary.watches,
+            summary.paths,
+            summary.sessions
         ),
         (6, 3, 2, 2)
     );
     h.sm.drop_watches(S2);
     h.sm.check_invariants();
-    let counts = h.sm.counts();
+    let (counts, summary) = (h.sm.counts(), h.sm.watch_summary());
     assert_eq!(
         (
             counts.watches,
-            counts.data_watches,
-            counts.watched_paths,
-            counts.watching_sessions
+            summary.watches,
+            summary.paths,
+            summary.sessions
         ),
         (3, 1, 1, 1)
     );

@@ -323,6 +323,10 @@ async fn handle_frame(
         xid::NOTIFICATION => {
             let (_, event) = decode_notification(body)
                 .map_err(|e| shared.protocol(format!("watch notification: {e}")))?;
+            let mut path = event.path;
+            if let Some(chroot) = &shared.chroot {
+                crate::chroot::strip(chroot, &mut path);
+            }
             let event = WatchedEvent {
                 event_type: EventType::from_i32(event.event_type).ok_or_else(|| {
                     shared.protocol(format!("unknown watch event type {}", event.event_type))
@@ -330,14 +334,7 @@ async fn handle_frame(
                 state: KeeperState::from_i32(event.state).ok_or_else(|| {
                     shared.protocol(format!("unknown keeper state {}", event.state))
                 })?,
-                path: Some(match &shared.chroot {
-                    Some(chroot) => {
-                        let mut path = event.path;
-                        crate::chroot::strip(chroot, &mut path);
-                        path
-                    }
-                    None => event.path,
-                }),
+                path: Some(path),
             };
             // Sent before any later reply completes: events stay ahead of the replies that
             // followed them on the wire. A dropped receiver means nobody wants events.

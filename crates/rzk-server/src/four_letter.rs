@@ -335,9 +335,14 @@ fn directories(shared: &Shared) -> String {
 /// standalone does; an ensemble member lists every global session with its timeout, as
 /// ZooKeeper's leader does.
 fn dump(shared: &Shared) -> String {
-    let (sessions, buckets) = {
+    let (sessions, buckets, ephemerals) = {
         let core = shared.lock();
-        (core.sm.sessions(), core.expiry.buckets())
+        let sm = &core.sm;
+        (
+            sm.sessions(),
+            core.expiry.buckets(),
+            sm.ephemerals_by_session(),
+        )
     };
     // Expiry deadlines are on the server's monotonic clock; print them as wall-clock dates.
     let (wall_now, monotonic_now) = (crate::wall_clock_ms(), shared.monotonic_ms());
@@ -358,7 +363,6 @@ fn dump(shared: &Shared) -> String {
             let _ = writeln!(text, "0x{session_id:x}\t{timeout_ms}ms");
         }
     }
-    let ephemerals = shared.lock().sm.ephemerals_by_session();
     let _ = writeln!(
         text,
         "ephemeral nodes dump:\nSessions with Ephemerals ({}):",

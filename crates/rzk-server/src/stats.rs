@@ -243,8 +243,7 @@ pub fn op_short_name(op: i32) -> &'static str {
         Some(OpCode::GetEphemerals) => "GETE",
         Some(OpCode::GetAllChildrenNumber) => "GETACN",
         Some(OpCode::WhoAmI) => "HOMI",
-        Some(OpCode::Auth) => "AUTH",
-        Some(OpCode::Sasl) => "SASL",
+        // Auth and SASL packets leave the last operation as it was (`ConnectionStats::request`).
         Some(OpCode::Reconfig) => "RECO",
         _ => "NA",
     }

@@ -861,11 +861,7 @@ fn a_chroot_in_the_connect_string_matches_zkcli() {
         assert_eq!(created.code, 0, "create /app: {}", created.stderr);
     }
     let chrooted = |server: &support::RzkServer| format!("{}/app", server.connect_string());
-    let reference = zkcli_at(&chrooted(&for_java), &[], CHROOT_SESSION);
-    let ours = rzk_cli_binary_at(&chrooted(&for_rzk), &[], CHROOT_SESSION);
-    assert_same("stdout", &reference.stdout, &ours.stdout);
-    assert_same("stderr", &reference.stderr, &ours.stderr);
-    assert_eq!(reference.code, ours.code, "exit code after quit");
+    assert_transcript_same(CHROOT_SESSION, &chrooted(&for_java), &chrooted(&for_rzk));
     // Outside the chroot, the nodes are under /app.
     let listed = rzk_cli_binary_at(&for_rzk.connect_string(), &["ls", "/app"], "");
     assert!(

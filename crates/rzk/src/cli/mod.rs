@@ -131,11 +131,12 @@ pub fn run_with(
         Box::new(out),
         Box::new(err),
     );
-    if options.wait_for_connection {
-        shell.connect_waiting(&options.server, Duration::from_millis(options.timeout_ms));
+    let wait = if options.wait_for_connection {
+        Duration::from_millis(options.timeout_ms)
     } else {
-        shell.connect(&options.server);
-    }
+        Duration::ZERO
+    };
+    shell.connect_waiting(&options.server, wait);
     if !options.command.is_empty() {
         shell.run_one_shot(options.command);
         return shell.exit_code();

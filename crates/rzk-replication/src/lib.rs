@@ -68,7 +68,10 @@
 //!
 //! Runtime: openraft runs on `runtime.rs`'s `RzkRuntime`, Tokio's with sleeps under
 //! [`SLEEP_AT_ONCE_BELOW`] reduced to one yield (Tokio would stretch them to its 1 ms tick; openraft
-//! sleeps 1 µs on the path from a durable entry to its commit).
+//! sleeps 1 µs on the path from a durable entry to its commit). Every task openraft spawns (the
+//! Raft core, its flush-completion forwarder, the state-machine worker, a leader's replication
+//! streams) runs inside one Tokio task per replica (`driver.rs`), so that the hand-offs of one
+//! write between them stay on one worker instead of waking another thread for each lone write.
 //!
 //! Syncing in a one-member group: nothing is replicated while its log syncs, so once 8 appends in
 //! a row found no other proposal in flight (a single client writing synchronously), the Raft core
@@ -77,6 +80,7 @@
 //! concurrent writes the flusher syncs while the core batches the next entries, as before.
 
 mod applied;
+mod driver;
 mod forward;
 mod log_mem;
 mod log_wal;
@@ -481,6 +485,17 @@ pub struct Replica {
     /// Proposals this member gave openraft and has no outcome for yet; counted only for a
     /// one-member group with a log on disk, whose log reads it (`WalLog::sync_here_when_idle`).
     proposals_in_flight: Option<Arc<AtomicUsize>>,
+    /// The Tokio task that runs openraft's tasks (`driver.rs`).
+    _driver: DriverTask,
+}
+
+/// Aborts the driver's task (and so every openraft task) when dropped.
+struct DriverTask(tokio::task::JoinHandle<()>);
+
+impl Drop for DriverTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Replica {
@@ -510,6 +525,9 @@ impl Replica {
             })?)
         };
         let raft_config = Arc::new(raft_config(&config)?);
+        // openraft's tasks, as one Tokio task (driver.rs); aborted when the replica drops.
+        let (driver, driver_task) = driver::Driver::start();
+        let driver_task = DriverTask(driver_task);
 
         let snapshots = match config.snapshot_dir.as_ref().or(config.log_dir.as_ref()) {
             Some(dir) => Snapshots::open(rzk_storage::SnapshotStore::open(dir)?)?,
@@ -523,14 +541,15 @@ impl Replica {
         let peers = transport::TcpPeers::default();
         let (raft, wal_log) = match &config.log_dir {
             None => (
-                Raft::new(
-                    config.node_id,
-                    raft_config,
-                    peers.clone(),
-                    log_mem::MemLog::default(),
-                    sm,
-                )
-                .await,
+                driver
+                    .enter(Raft::new(
+                        config.node_id,
+                        raft_config,
+                        peers.clone(),
+                        log_mem::MemLog::default(),
+                        sm,
+                    ))
+                    .await,
                 None,
             ),
             Some(dir) => {
@@ -542,7 +561,15 @@ impl Replica {
                 }
                 log.report_stale_reads_to(peers.stale_reads.clone());
                 (
-                    Raft::new(config.node_id, raft_config, peers.clone(), log.clone(), sm).await,
+                    driver
+                        .enter(Raft::new(
+                            config.node_id,
+                            raft_config,
+                            peers.clone(),
+                            log.clone(),
+                            sm,
+                        ))
+                        .await,
                     Some(log),
                 )
             }
@@ -662,6 +689,7 @@ impl Replica {
             forward_permits: Arc::new(Semaphore::new(FORWARDED_PROPOSALS_IN_FLIGHT_MAX)),
             forwarder,
             proposals_in_flight,
+            _driver: driver_task,
         })
     }
 

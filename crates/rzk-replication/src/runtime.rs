@@ -12,7 +12,8 @@
 //! Here a sleep whose deadline is less than [`SLEEP_AT_ONCE_BELOW`] away yields to the scheduler
 //! once and completes (other ready tasks run in between, as after a sleep, without waiting for
 //! the timer); anything longer (heartbeats, election timers, back-off) is Tokio's timer
-//! unchanged. Everything else (spawn, channels, timeouts) is openraft's Tokio runtime.
+//! unchanged. Tasks openraft spawns run in the replica's driver (`driver.rs`: one Tokio task
+//! for all of them). Everything else (channels, timeouts) is openraft's Tokio runtime.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,8 +63,8 @@ fn sleep_for(duration: Duration) -> RzkSleep {
 }
 
 impl AsyncRuntime for RzkRuntime {
-    type JoinError = <TokioRuntime as AsyncRuntime>::JoinError;
-    type JoinHandle<T: OptionalSend + 'static> = <TokioRuntime as AsyncRuntime>::JoinHandle<T>;
+    type JoinError = crate::driver::JoinError;
+    type JoinHandle<T: OptionalSend + 'static> = crate::driver::JoinHandle<T>;
     type Sleep = RzkSleep;
     type Instant = TokioInstant;
     type TimeoutError = <TokioRuntime as AsyncRuntime>::TimeoutError;
@@ -76,7 +77,7 @@ impl AsyncRuntime for RzkRuntime {
         T: Future + OptionalSend + 'static,
         T::Output: OptionalSend + 'static,
     {
-        TokioRuntime::spawn(future)
+        crate::driver::spawn(future)
     }
 
     fn sleep(duration: Duration) -> Self::Sleep {
@@ -102,7 +103,7 @@ impl AsyncRuntime for RzkRuntime {
     }
 
     fn is_panic(join_error: &Self::JoinError) -> bool {
-        TokioRuntime::is_panic(join_error)
+        join_error.is_panic()
     }
 
     fn thread_rng() -> Self::ThreadLocalRng {

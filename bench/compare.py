@@ -393,6 +393,46 @@ def million(args, base, taken):
     return rows
 
 
+def sync_write(args, base, taken):
+    """One session's synchronous create against one fsync, in alternating rounds: a
+    prealloc+fdatasync probe, create 1 x 1 on each server (which goes first alternates), another
+    probe. Each round's ratio is its p50 over the mean of the two probes around it, so a disk
+    whose sync time drifts during the run is compared with itself at that moment."""
+    clusters = {kind: Cluster(kind, args.rzk, base, 1, taken) for kind in ("zookeeper", "rzk")}
+    rows = []
+    try:
+        for cluster in clusters.values():
+            cluster.start()
+        if args.server_warmup > 0:
+            for cluster in clusters.values():
+                run_bench(args.rzk, cluster, "create", 1, 1, args.server_warmup, 0)
+        for index in range(args.sync_write):
+            before = fdatasync_probe(base)
+            order = ["zookeeper", "rzk"] if index % 2 == 0 else ["rzk", "zookeeper"]
+            cells = {}
+            for kind in order:
+                cells[kind] = run_bench(args.rzk, clusters[kind], "create", 1, 1,
+                                        args.duration, args.warmup)
+            after = fdatasync_probe(base)
+            probe_us = (before["us_per_fsync"] + after["us_per_fsync"]) / 2
+            row = {"round": index, "probe_before_us": before["us_per_fsync"],
+                   "probe_after_us": after["us_per_fsync"], "probe_us": probe_us}
+            for kind, cell in cells.items():
+                row[f"{kind}_p50_us"] = cell["p50_us"]
+                row[f"{kind}_ratio"] = cell["p50_us"] / probe_us
+            rows.append(row)
+            log(f"sync write round {index}: probe {probe_us:.0f} µs, rzk p50 {row['rzk_p50_us']} µs "
+                f"({row['rzk_ratio']:.2f}x), ZooKeeper p50 {row['zookeeper_p50_us']} µs "
+                f"({row['zookeeper_ratio']:.2f}x)")
+    finally:
+        for cluster in clusters.values():
+            cluster.stop()
+        for cluster in clusters.values():
+            for member in cluster.members:
+                shutil.rmtree(member.data_dir, ignore_errors=True)
+    return rows
+
+
 def fmt_ms(us):
     return "-" if us is None else f"{us / 1000:.3f}"
 
@@ -407,7 +447,7 @@ def ratio(a, b):
     return "-" if not a or not b else f"{a / b:.2f}"
 
 
-def report_markdown(meta, results, million_rows):
+def report_markdown(meta, results, million_rows, sync_rows=()):
     out = []
     if results:
         out.append(f"Run: {meta['started']} to {meta['ended']}, {meta['mode']} mode, "
@@ -487,6 +527,23 @@ def report_markdown(meta, results, million_rows):
                 out.append(f"{sessions} x {inflight}: the table shows each server's median of "
                            f"{len(ratios)} alternating rounds; rzk/ZK ops/s in each round: "
                            f"{', '.join(ratios)}.")
+    if sync_rows:
+        out.append("")
+        out.append("### One session's synchronous create against one fsync (standalone)")
+        out.append("")
+        out.append("Each round: a prealloc+fdatasync probe (500 x 4 KiB), create 1 x 1 on both servers, "
+                   "another probe; a ratio is the p50 over the mean of the round's two probes.")
+        out.append("")
+        out.append("| round | probe before µs | probe after µs | rzk p50 ms | rzk / fsync | ZK p50 ms | ZK / fsync |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|")
+        for row in sync_rows:
+            out.append(f"| {row['round'] + 1} | {row['probe_before_us']:.0f} | {row['probe_after_us']:.0f} "
+                       f"| {fmt_ms(row['rzk_p50_us'])} | {row['rzk_ratio']:.2f} "
+                       f"| {fmt_ms(row['zookeeper_p50_us'])} | {row['zookeeper_ratio']:.2f} |")
+        ratios = sorted(row["rzk_ratio"] for row in sync_rows)
+        out.append("")
+        out.append(f"rzk / fsync over {len(ratios)} rounds: median {ratios[(len(ratios) - 1) // 2]:.2f}, "
+                   f"from {ratios[0]:.2f} to {ratios[-1]:.2f}.")
     if million_rows:
         out.append("")
         out.append("### 1,000,000 znodes of 100 B (standalone)")
@@ -516,6 +573,11 @@ def parse_args():
     parser.add_argument("--million", action="store_true",
                         help="also populate 1,000,000 znodes and measure RSS, size and restart (slow)")
     parser.add_argument("--million-only", action="store_true", help="run only the 1,000,000-znode part")
+    parser.add_argument("--sync-write", type=int, default=0, metavar="ROUNDS",
+                        help="also measure one session's synchronous create against one fsync: "
+                             "ROUNDS alternating rounds of a probe, create 1 x 1 on both servers, a probe")
+    parser.add_argument("--sync-write-only", action="store_true",
+                        help="run only the --sync-write rounds (6 unless --sync-write says)")
     parser.add_argument("--ops", default=",".join(OPS))
     parser.add_argument("--sessions", default="1,8,64")
     parser.add_argument("--inflight", default="1,32")
@@ -542,6 +604,10 @@ def parse_args():
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
     if args.server_warmup is None:
         args.server_warmup = 3.0 if args.quick else 5.0
+    if args.sync_write < 0:
+        parser.error("--sync-write must be at least 0")
+    if args.sync_write_only and args.sync_write == 0:
+        args.sync_write = 6
     return args
 
 
@@ -566,22 +632,25 @@ def main():
     probe.start()
     meta["zookeeper_version"] = probe.version()
     probe.stop()
-    results, million_rows = [], []
+    results, million_rows, sync_rows = [], [], []
     try:
-        if not args.million_only:
+        if not args.million_only and not args.sync_write_only:
             if not args.ensemble_only:
                 run_matrix(args, base, taken, 1, results)
             if args.ensemble or args.ensemble_only:
                 run_matrix(args, base, taken, 3, results)
-        if args.million or args.million_only:
+        if args.sync_write and not args.million_only:
+            sync_rows = sync_write(args, base, taken)
+        if (args.million or args.million_only) and not args.sync_write_only:
             million_rows = million(args, base, taken)
     finally:
         meta["ended"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
         meta["load_end"] = loadavg()
         meta["fsync_end"] = fsync_probes(base)
         with open(os.path.join(out, "results.json"), "w") as handle:
-            json.dump({"meta": meta, "results": results, "million": million_rows}, handle, indent=1)
-        report = report_markdown(meta, results, million_rows)
+            json.dump({"meta": meta, "results": results, "million": million_rows,
+                       "sync_write": sync_rows}, handle, indent=1)
+        report = report_markdown(meta, results, million_rows, sync_rows)
         with open(os.path.join(out, "report.md"), "w") as handle:
             handle.write(report)
         print(report)

@@ -318,6 +318,15 @@ def run_bench(rzk_binary, cluster, op, sessions, inflight, duration, warmup, pla
     }
 
 
+def stop_and_remove(clusters):
+    """Stop every member of `clusters`, then delete their data directories."""
+    for cluster in clusters:
+        cluster.stop()
+    for cluster in clusters:
+        for member in cluster.members:
+            shutil.rmtree(member.data_dir, ignore_errors=True)
+
+
 def run_matrix(args, base, taken, size, results):
     combos = [(s, i) for s in args.sessions for i in args.inflight]
     for op_index, op in enumerate(args.ops):
@@ -347,11 +356,7 @@ def run_matrix(args, base, taken, size, results):
                             f"{row['ops_per_second']:10.0f} ops/s p50 {fmt_ms(row['p50_us'])} "
                             f"p99 {fmt_ms(row['p99_us'])} ms errors {row['errors']}")
         finally:
-            for cluster in clusters.values():
-                cluster.stop()
-            for cluster in clusters.values():
-                for member in cluster.members:
-                    shutil.rmtree(member.data_dir, ignore_errors=True)
+            stop_and_remove(clusters.values())
 
 
 def million(args, base, taken):
@@ -425,11 +430,7 @@ def sync_write(args, base, taken):
                 f"({row['rzk_ratio']:.2f}x), ZooKeeper p50 {row['zookeeper_p50_us']} µs "
                 f"({row['zookeeper_ratio']:.2f}x)")
     finally:
-        for cluster in clusters.values():
-            cluster.stop()
-        for cluster in clusters.values():
-            for member in cluster.members:
-                shutil.rmtree(member.data_dir, ignore_errors=True)
+        stop_and_remove(clusters.values())
     return rows
 
 

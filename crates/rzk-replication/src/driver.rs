@@ -20,8 +20,9 @@
 //! core and the state machine take turns on one entry, and the work that scales with load (socket
 //! reads and writes, reads of the tree, encoding, the log's sync) runs outside them.
 //!
-//! Limits: the driver goes round at most [`ROUNDS_PER_POLL_MAX`] times per poll before it yields
-//! to Tokio (so a busy Raft core cannot starve the worker's other tasks), and a spawn outside
+//! Limits: the driver goes round at most [`ROUNDS_PER_POLL_MAX`] times per poll, and stops early
+//! once its tasks used up Tokio's budget for the poll, before it yields to Tokio (so a busy Raft
+//! core cannot starve the worker's other tasks), and a spawn outside
 //! any driver (openraft's API called from a plain Tokio task) is a plain Tokio task.
 
 use std::cell::RefCell;
@@ -193,6 +194,11 @@ fn poll_tasks(
             .is_ok()
         {
             return Poll::Pending;
+        }
+        if !tokio::task::coop::has_budget_remaining() {
+            // The tasks' channel operations used up this poll's Tokio budget: they only say
+            // Pending until Tokio polls the driver again.
+            break;
         }
     }
     // Still busy: let the worker's other tasks run, then come back.

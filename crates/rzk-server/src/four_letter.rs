@@ -335,20 +335,27 @@ fn directories(shared: &Shared) -> String {
 /// standalone does; an ensemble member lists every global session with its timeout, as
 /// ZooKeeper's leader does.
 fn dump(shared: &Shared) -> String {
+    let standalone = shared.options.standalone;
     let (sessions, buckets, ephemerals) = {
         let core = shared.lock();
-        let sm = &core.sm;
-        (
-            sm.sessions(),
-            core.expiry.buckets(),
-            sm.ephemerals_by_session(),
-        )
+        // Each layout reads only what it prints.
+        let sessions = if standalone {
+            Vec::new()
+        } else {
+            core.sm.sessions()
+        };
+        let buckets = if standalone {
+            core.expiry.buckets()
+        } else {
+            Vec::new()
+        };
+        (sessions, buckets, core.sm.ephemerals_by_session())
     };
     // Expiry deadlines are on the server's monotonic clock; print them as wall-clock dates.
     let (wall_now, monotonic_now) = (crate::wall_clock_ms(), shared.monotonic_ms());
     let date = |deadline: i64| crate::java_date::java_date(wall_now + (deadline - monotonic_now));
     let mut text = String::from("SessionTracker dump:\n");
-    if shared.mode() == "standalone" {
+    if standalone {
         let tracked: usize = buckets.iter().map(|(_, ids)| ids.len()).sum();
         let _ = writeln!(text, "Session Sets ({})/({tracked}):", buckets.len());
         for (deadline, ids) in &buckets {

@@ -402,7 +402,12 @@ def sync_write(args, base, taken):
     """One session's synchronous create against one fsync, in alternating rounds: a
     prealloc+fdatasync probe, create 1 x 1 on each server (which goes first alternates), another
     probe. Each round's ratio is its p50 over the mean of the two probes around it, so a disk
-    whose sync time drifts during the run is compared with itself at that moment."""
+    whose sync time drifts during the run is compared with itself at that moment.
+
+    Each round also runs getData 1 x 1 on rzk, between the creates and the second probe: the same
+    client's loopback round trip with a read's work. The probe plus that p50 is the round's
+    floor, near the least a server could reach here (a create needs both the sync and the round
+    trip), and the create's p50 minus the floor is what the write path costs beyond them."""
     clusters = {kind: Cluster(kind, args.rzk, base, 1, taken) for kind in ("zookeeper", "rzk")}
     rows = []
     try:
@@ -418,17 +423,22 @@ def sync_write(args, base, taken):
             for kind in order:
                 cells[kind] = run_bench(args.rzk, clusters[kind], "create", 1, 1,
                                         args.duration, args.warmup)
+            read = run_bench(args.rzk, clusters["rzk"], "get", 1, 1, args.duration, args.warmup)
             after = fdatasync_probe(base)
             probe_us = (before["us_per_fsync"] + after["us_per_fsync"]) / 2
             row = {"round": index, "probe_before_us": before["us_per_fsync"],
-                   "probe_after_us": after["us_per_fsync"], "probe_us": probe_us}
+                   "probe_after_us": after["us_per_fsync"], "probe_us": probe_us,
+                   "rzk_get_p50_us": read["p50_us"], "floor_us": probe_us + read["p50_us"]}
+            row["floor_ratio"] = row["floor_us"] / probe_us
             for kind, cell in cells.items():
                 row[f"{kind}_p50_us"] = cell["p50_us"]
                 row[f"{kind}_ratio"] = cell["p50_us"] / probe_us
+            row["rzk_beyond_floor_us"] = row["rzk_p50_us"] - row["floor_us"]
             rows.append(row)
             log(f"sync write round {index}: probe {probe_us:.0f} µs, rzk p50 {row['rzk_p50_us']} µs "
                 f"({row['rzk_ratio']:.2f}x), ZooKeeper p50 {row['zookeeper_p50_us']} µs "
-                f"({row['zookeeper_ratio']:.2f}x)")
+                f"({row['zookeeper_ratio']:.2f}x), rzk get p50 {read['p50_us']} µs "
+                f"(floor {row['floor_ratio']:.2f}x; rzk {row['rzk_beyond_floor_us']:.0f} µs beyond it)")
     finally:
         stop_and_remove(clusters.values())
     return rows
@@ -533,18 +543,32 @@ def report_markdown(meta, results, million_rows, sync_rows=()):
         out.append("### One session's synchronous create against one fsync (standalone)")
         out.append("")
         out.append("Each round: a prealloc+fdatasync probe (500 x 4 KiB), create 1 x 1 on both servers, "
-                   "another probe; a ratio is the p50 over the mean of the round's two probes.")
+                   "getData 1 x 1 on rzk, another probe; a ratio is the p50 over the mean of the round's "
+                   "two probes. The floor is the probe plus the getData p50 (the same client's loopback "
+                   "round trip): near the least a server could reach here.")
         out.append("")
-        out.append("| round | probe before µs | probe after µs | rzk p50 ms | rzk / fsync | ZK p50 ms | ZK / fsync |")
-        out.append("|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("| round | probe before µs | probe after µs | rzk p50 ms | rzk / fsync | ZK p50 ms | ZK / fsync "
+                   "| rzk get p50 ms | floor / fsync | rzk beyond the floor µs |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in sync_rows:
+            floor = (f"| {fmt_ms(row['rzk_get_p50_us'])} | {row['floor_ratio']:.2f} "
+                     f"| {row['rzk_beyond_floor_us']:.0f} |" if "floor_us" in row else "| - | - | - |")
             out.append(f"| {row['round'] + 1} | {row['probe_before_us']:.0f} | {row['probe_after_us']:.0f} "
                        f"| {fmt_ms(row['rzk_p50_us'])} | {row['rzk_ratio']:.2f} "
-                       f"| {fmt_ms(row['zookeeper_p50_us'])} | {row['zookeeper_ratio']:.2f} |")
-        ratios = sorted(row["rzk_ratio"] for row in sync_rows)
+                       f"| {fmt_ms(row['zookeeper_p50_us'])} | {row['zookeeper_ratio']:.2f} {floor}")
+
+        def median_range(values, spec=".2f"):
+            values = sorted(values)
+            return (f"median {values[(len(values) - 1) // 2]:{spec}}, "
+                    f"from {values[0]:{spec}} to {values[-1]:{spec}}")
+
         out.append("")
-        out.append(f"rzk / fsync over {len(ratios)} rounds: median {ratios[(len(ratios) - 1) // 2]:.2f}, "
-                   f"from {ratios[0]:.2f} to {ratios[-1]:.2f}.")
+        out.append(f"Over {len(sync_rows)} rounds: rzk / fsync {median_range(r['rzk_ratio'] for r in sync_rows)}; "
+                   f"ZooKeeper / fsync {median_range(r['zookeeper_ratio'] for r in sync_rows)}.")
+        floors = [r for r in sync_rows if "floor_us" in r]
+        if floors:
+            out.append(f"Floor / fsync {median_range(r['floor_ratio'] for r in floors)}; rzk beyond the "
+                       f"floor (µs) {median_range((r['rzk_beyond_floor_us'] for r in floors), '.0f')}.")
     if million_rows:
         out.append("")
         out.append("### 1,000,000 znodes of 100 B (standalone)")
@@ -576,7 +600,8 @@ def parse_args():
     parser.add_argument("--million-only", action="store_true", help="run only the 1,000,000-znode part")
     parser.add_argument("--sync-write", type=int, default=0, metavar="ROUNDS",
                         help="also measure one session's synchronous create against one fsync: "
-                             "ROUNDS alternating rounds of a probe, create 1 x 1 on both servers, a probe")
+                             "ROUNDS alternating rounds of a probe, create 1 x 1 on both servers, "
+                             "getData 1 x 1 on rzk (the floor: probe + its p50), a probe")
     parser.add_argument("--sync-write-only", action="store_true",
                         help="run only the --sync-write rounds (6 unless --sync-write says)")
     parser.add_argument("--ops", default=",".join(OPS))

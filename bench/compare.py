@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -559,7 +560,7 @@ def report_markdown(meta, results, million_rows, sync_rows=()):
 
         def median_range(values, spec=".2f"):
             values = sorted(values)
-            return (f"median {values[(len(values) - 1) // 2]:{spec}}, "
+            return (f"median {statistics.median(values):{spec}}, "
                     f"from {values[0]:{spec}} to {values[-1]:{spec}}")
 
         out.append("")

@@ -7,9 +7,9 @@
 //! multi-threaded scheduler runs a woken task next on the same worker (its LIFO slot) at most
 //! three times in a row; the fourth goes to the worker's queue, and Tokio wakes an idle worker to
 //! take it. So every lone write crossed to another thread, and the reply was sent from there:
-//! one sleeping thread woken per write. On the benchmark machine a create at 1 x 1 spent 90-176 µs
-//! beyond its fsync before this module, 49-68 µs after (BENCHMARKS.md, "One session's synchronous
-//! write: one thread").
+//! one sleeping thread woken per write. On the Intel Xeon benchmark machine a create at 1 x 1 spent
+//! 90-176 µs beyond its fsync before this module, 49-68 µs after (BENCHMARKS.md, "One session's
+//! synchronous write: one thread").
 //!
 //! Here every task openraft spawns (its core, the forwarder, the state-machine worker, the
 //! replication streams of a leader) is a future inside one Tokio task, polled by a
@@ -216,6 +216,7 @@ pub enum JoinError {
     Panicked,
     /// The driver ended (the replica stopped) before the task finished.
     Dropped,
+    /// A task spawned outside any driver, as a plain Tokio task, failed.
     Tokio(tokio::task::JoinError),
 }
 

@@ -243,16 +243,22 @@ def fdatasync_probe(directory, count=500):
     try:
         os.write(fd, bytes(4096 * count))
         os.fsync(fd)
+        # Each call timed on its own as well: the mean carries the disk's rare multi-millisecond
+        # stalls, which a server's p50 does not, so a p50 is compared with the calls' p50.
+        calls_us = []
         started = time.monotonic()
         for index in range(count):
+            call_started = time.perf_counter()
             os.pwrite(fd, block, index * 4096)
             os.fdatasync(fd)
+            calls_us.append(1e6 * (time.perf_counter() - call_started))
         seconds = time.monotonic() - started
     finally:
         os.close(fd)
         os.remove(target)
     return {"writes": count, "seconds": seconds, "fsyncs_per_second": count / seconds,
-            "us_per_fsync": 1e6 * seconds / count, "method": "prealloc+fdatasync"}
+            "us_per_fsync": 1e6 * seconds / count, "p50_us": statistics.median(calls_us),
+            "method": "prealloc+fdatasync"}
 
 
 def fsync_probes(directory, rounds=3):
@@ -402,11 +408,12 @@ def million(args, base, taken):
 def sync_write(args, base, taken):
     """One session's synchronous create against one fsync, in alternating rounds: a
     prealloc+fdatasync probe, create 1 x 1 on each server (which goes first alternates), another
-    probe. Each round's ratio is its p50 over the mean of the two probes around it, so a disk
-    whose sync time drifts during the run is compared with itself at that moment.
+    probe. Each round's ratio is its p50 over one fsync, the p50 of the probes' calls (the mean of
+    the two probes' p50s), so a disk whose sync time drifts during the run is compared with itself
+    at that moment, and a p50 with a p50; the ratio over the probes' mean is kept as well.
 
     Each round also runs getData 1 x 1 on rzk, between the creates and the second probe: the same
-    client's loopback round trip with a read's work. The probe plus that p50 is the round's
+    client's loopback round trip with a read's work. One fsync plus that p50 is the round's
     floor, near the least a server could reach here (a create needs both the sync and the round
     trip), and the create's p50 minus the floor is what the write path costs beyond them."""
     clusters = {kind: Cluster(kind, args.rzk, base, 1, taken) for kind in ("zookeeper", "rzk")}
@@ -427,19 +434,28 @@ def sync_write(args, base, taken):
             read = run_bench(args.rzk, clusters["rzk"], "get", 1, 1, args.duration, args.warmup)
             after = fdatasync_probe(base)
             probe_us = (before["us_per_fsync"] + after["us_per_fsync"]) / 2
+            probe_p50_us = (before["p50_us"] + after["p50_us"]) / 2
             row = {"round": index, "probe_before_us": before["us_per_fsync"],
                    "probe_after_us": after["us_per_fsync"], "probe_us": probe_us,
-                   "rzk_get_p50_us": read["p50_us"], "floor_us": probe_us + read["p50_us"]}
+                   "probe_before_p50_us": before["p50_us"], "probe_after_p50_us": after["p50_us"],
+                   "probe_p50_us": probe_p50_us,
+                   "rzk_get_p50_us": read["p50_us"], "floor_us": probe_us + read["p50_us"],
+                   "floor_p50_us": probe_p50_us + read["p50_us"]}
             row["floor_ratio"] = row["floor_us"] / probe_us
+            row["floor_ratio_p50"] = row["floor_p50_us"] / probe_p50_us
             for kind, cell in cells.items():
                 row[f"{kind}_p50_us"] = cell["p50_us"]
                 row[f"{kind}_ratio"] = cell["p50_us"] / probe_us
+                row[f"{kind}_ratio_p50"] = cell["p50_us"] / probe_p50_us
             row["rzk_beyond_floor_us"] = row["rzk_p50_us"] - row["floor_us"]
+            row["rzk_beyond_floor_p50_us"] = row["rzk_p50_us"] - row["floor_p50_us"]
             rows.append(row)
-            log(f"sync write round {index}: probe {probe_us:.0f} µs, rzk p50 {row['rzk_p50_us']} µs "
-                f"({row['rzk_ratio']:.2f}x), ZooKeeper p50 {row['zookeeper_p50_us']} µs "
-                f"({row['zookeeper_ratio']:.2f}x), rzk get p50 {read['p50_us']} µs "
-                f"(floor {row['floor_ratio']:.2f}x; rzk {row['rzk_beyond_floor_us']:.0f} µs beyond it)")
+            log(f"sync write round {index}: probe mean {probe_us:.0f} µs, p50 {probe_p50_us:.0f} µs; "
+                f"rzk p50 {row['rzk_p50_us']} µs ({row['rzk_ratio_p50']:.2f}x the probe p50, "
+                f"{row['rzk_ratio']:.2f}x its mean), ZooKeeper p50 {row['zookeeper_p50_us']} µs "
+                f"({row['zookeeper_ratio_p50']:.2f}x, {row['zookeeper_ratio']:.2f}x), rzk get p50 "
+                f"{read['p50_us']} µs (floor {row['floor_ratio_p50']:.2f}x the probe p50; rzk "
+                f"{row['rzk_beyond_floor_p50_us']:.0f} µs beyond it)")
     finally:
         stop_and_remove(clusters.values())
     return rows
@@ -459,6 +475,67 @@ def ratio(a, b):
     return "-" if not a or not b else f"{a / b:.2f}"
 
 
+def median_range(values, spec=".2f"):
+    values = sorted(values)
+    return f"median {statistics.median(values):{spec}}, from {values[0]:{spec}} to {values[-1]:{spec}}"
+
+
+def sync_write_markdown(sync_rows):
+    """The --sync-write section. Rounds recorded before the probes were timed call by call (no
+    `probe_p50_us`) render as they did then: ratios over the probes' mean only."""
+    out = ["", "### One session's synchronous create against one fsync (standalone)", ""]
+    if all("probe_p50_us" in row for row in sync_rows):
+        out.append("Each round: a prealloc+fdatasync probe (500 x 4 KiB, each call timed), create 1 x 1 "
+                   "on both servers, getData 1 x 1 on rzk, another probe. \"One fsync\" is the p50 of "
+                   "the probes' calls (the mean of the two probes' p50s), the statistic the servers' "
+                   "p50 is; ratios over the probes' mean (their calls' total time / 500, which carries "
+                   "the disk's rare stalls) are given too, as earlier reports gave them. The floor is "
+                   "one fsync plus the getData p50 (the same client's loopback round trip): near the "
+                   "least a server could reach here.")
+        out.append("")
+        out.append("| round | probe p50 µs | probe mean µs | rzk p50 ms | rzk / fsync p50 | rzk / fsync mean "
+                   "| ZK p50 ms | ZK / fsync p50 | ZK / fsync mean | rzk get p50 ms | floor / fsync p50 "
+                   "| rzk beyond the floor µs |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row in sync_rows:
+            out.append(f"| {row['round'] + 1} | {row['probe_p50_us']:.0f} | {row['probe_us']:.0f} "
+                       f"| {fmt_ms(row['rzk_p50_us'])} | {row['rzk_ratio_p50']:.2f} | {row['rzk_ratio']:.2f} "
+                       f"| {fmt_ms(row['zookeeper_p50_us'])} | {row['zookeeper_ratio_p50']:.2f} "
+                       f"| {row['zookeeper_ratio']:.2f} | {fmt_ms(row['rzk_get_p50_us'])} "
+                       f"| {row['floor_ratio_p50']:.2f} | {row['rzk_beyond_floor_p50_us']:.0f} |")
+        out.append("")
+        out.append(f"Over {len(sync_rows)} rounds, against the probes' p50: rzk / fsync "
+                   f"{median_range(r['rzk_ratio_p50'] for r in sync_rows)}; ZooKeeper / fsync "
+                   f"{median_range(r['zookeeper_ratio_p50'] for r in sync_rows)}; floor / fsync "
+                   f"{median_range(r['floor_ratio_p50'] for r in sync_rows)}; rzk beyond the floor (µs) "
+                   f"{median_range((r['rzk_beyond_floor_p50_us'] for r in sync_rows), '.0f')}.")
+        out.append(f"Against the probes' mean: rzk / fsync {median_range(r['rzk_ratio'] for r in sync_rows)}; "
+                   f"ZooKeeper / fsync {median_range(r['zookeeper_ratio'] for r in sync_rows)}.")
+        return out
+    out.append("Each round: a prealloc+fdatasync probe (500 x 4 KiB), create 1 x 1 on both servers, "
+               "getData 1 x 1 on rzk, another probe; a ratio is the p50 over the mean of the round's "
+               "two probes. The floor is the probe plus the getData p50 (the same client's loopback "
+               "round trip): near the least a server could reach here.")
+    out.append("")
+    out.append("| round | probe before µs | probe after µs | rzk p50 ms | rzk / fsync | ZK p50 ms | ZK / fsync "
+               "| rzk get p50 ms | floor / fsync | rzk beyond the floor µs |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in sync_rows:
+        floor = (f"| {fmt_ms(row['rzk_get_p50_us'])} | {row['floor_ratio']:.2f} "
+                 f"| {row['rzk_beyond_floor_us']:.0f} |" if "floor_us" in row else "| - | - | - |")
+        out.append(f"| {row['round'] + 1} | {row['probe_before_us']:.0f} | {row['probe_after_us']:.0f} "
+                   f"| {fmt_ms(row['rzk_p50_us'])} | {row['rzk_ratio']:.2f} "
+                   f"| {fmt_ms(row['zookeeper_p50_us'])} | {row['zookeeper_ratio']:.2f} {floor}")
+    out.append("")
+    out.append(f"Over {len(sync_rows)} rounds: rzk / fsync {median_range(r['rzk_ratio'] for r in sync_rows)}; "
+               f"ZooKeeper / fsync {median_range(r['zookeeper_ratio'] for r in sync_rows)}.")
+    floors = [r for r in sync_rows if "floor_us" in r]
+    if floors:
+        out.append(f"Floor / fsync {median_range(r['floor_ratio'] for r in floors)}; rzk beyond the "
+                   f"floor (µs) {median_range((r['rzk_beyond_floor_us'] for r in floors), '.0f')}.")
+    return out
+
+
 def report_markdown(meta, results, million_rows, sync_rows=()):
     out = []
     if results:
@@ -472,7 +549,8 @@ def report_markdown(meta, results, million_rows, sync_rows=()):
                f"{m['java']}; {m['rzk']}; ZooKeeper {meta.get('zookeeper_version')}.")
     for label, probes in (("start", meta["fsync_start"]), ("end", meta["fsync_end"])):
         for method in ("dd oflag=dsync", "prealloc+fdatasync"):
-            rates = ", ".join(f"{p['fsyncs_per_second']:.0f}/s ({p['us_per_fsync']:.0f} µs)"
+            rates = ", ".join(f"{p['fsyncs_per_second']:.0f}/s ({p['us_per_fsync']:.0f} µs"
+                              + (f", p50 {p['p50_us']:.0f} µs)" if "p50_us" in p else ")")
                               for p in probes if p.get("method", "dd oflag=dsync") == method)
             if not rates:
                 continue  # Runs recorded before this probe existed.
@@ -540,36 +618,7 @@ def report_markdown(meta, results, million_rows, sync_rows=()):
                            f"{len(ratios)} alternating rounds; rzk/ZK ops/s in each round: "
                            f"{', '.join(ratios)}.")
     if sync_rows:
-        out.append("")
-        out.append("### One session's synchronous create against one fsync (standalone)")
-        out.append("")
-        out.append("Each round: a prealloc+fdatasync probe (500 x 4 KiB), create 1 x 1 on both servers, "
-                   "getData 1 x 1 on rzk, another probe; a ratio is the p50 over the mean of the round's "
-                   "two probes. The floor is the probe plus the getData p50 (the same client's loopback "
-                   "round trip): near the least a server could reach here.")
-        out.append("")
-        out.append("| round | probe before µs | probe after µs | rzk p50 ms | rzk / fsync | ZK p50 ms | ZK / fsync "
-                   "| rzk get p50 ms | floor / fsync | rzk beyond the floor µs |")
-        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for row in sync_rows:
-            floor = (f"| {fmt_ms(row['rzk_get_p50_us'])} | {row['floor_ratio']:.2f} "
-                     f"| {row['rzk_beyond_floor_us']:.0f} |" if "floor_us" in row else "| - | - | - |")
-            out.append(f"| {row['round'] + 1} | {row['probe_before_us']:.0f} | {row['probe_after_us']:.0f} "
-                       f"| {fmt_ms(row['rzk_p50_us'])} | {row['rzk_ratio']:.2f} "
-                       f"| {fmt_ms(row['zookeeper_p50_us'])} | {row['zookeeper_ratio']:.2f} {floor}")
-
-        def median_range(values, spec=".2f"):
-            values = sorted(values)
-            return (f"median {statistics.median(values):{spec}}, "
-                    f"from {values[0]:{spec}} to {values[-1]:{spec}}")
-
-        out.append("")
-        out.append(f"Over {len(sync_rows)} rounds: rzk / fsync {median_range(r['rzk_ratio'] for r in sync_rows)}; "
-                   f"ZooKeeper / fsync {median_range(r['zookeeper_ratio'] for r in sync_rows)}.")
-        floors = [r for r in sync_rows if "floor_us" in r]
-        if floors:
-            out.append(f"Floor / fsync {median_range(r['floor_ratio'] for r in floors)}; rzk beyond the "
-                       f"floor (µs) {median_range((r['rzk_beyond_floor_us'] for r in floors), '.0f')}.")
+        out.extend(sync_write_markdown(sync_rows))
     if million_rows:
         out.append("")
         out.append("### 1,000,000 znodes of 100 B (standalone)")
@@ -602,7 +651,7 @@ def parse_args():
     parser.add_argument("--sync-write", type=int, default=0, metavar="ROUNDS",
                         help="also measure one session's synchronous create against one fsync: "
                              "ROUNDS alternating rounds of a probe, create 1 x 1 on both servers, "
-                             "getData 1 x 1 on rzk (the floor: probe + its p50), a probe")
+                             "getData 1 x 1 on rzk (the floor: the probe calls' p50 + its p50), a probe")
     parser.add_argument("--sync-write-only", action="store_true",
                         help="run only the --sync-write rounds (6 unless --sync-write says)")
     parser.add_argument("--ops", default=",".join(OPS))

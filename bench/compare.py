@@ -221,6 +221,20 @@ class Cluster:
         return srvr_field(four_letter(self.members[0].port, "srvr"), "Zookeeper version")
 
 
+class FloorMember(Member):
+    """`fsync_floor_server` (crates/rzk/examples): answers a create once its bytes are written and
+    fdatasync'ed, and does nothing else. `rzk_binary` is that example's binary here."""
+
+    def command(self):
+        return [self.rzk_binary, f"127.0.0.1:{self.port}", self.data_dir]
+
+    def ready(self):
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the floor server exited with {self.process.returncode}; see {self.log_path}")
+        with open(self.log_path, errors="replace") as log:
+            return "listening on" in log.read() or None
+
+
 def fsync_probe(directory, count=500):
     """dd 4 KiB blocks with O_DSYNC: each write waits for the disk, as a WAL fsync does."""
     target = os.path.join(directory, "fsync-probe")
@@ -415,8 +429,15 @@ def sync_write(args, base, taken):
     Each round also runs getData 1 x 1 on rzk, between the creates and the second probe: the same
     client's loopback round trip with a read's work. One fsync plus that p50 is the round's
     floor, near the least a server could reach here (a create needs both the sync and the round
-    trip), and the create's p50 minus the floor is what the write path costs beyond them."""
+    trip), and the create's p50 minus the floor is what the write path costs beyond them.
+
+    With --floor-server, each round also runs create 1 x 1 on that server, which answers a
+    create once its bytes are fdatasync'ed and does nothing else: the floor measured instead of
+    added up, with the sleeps a real create causes on both sides."""
     clusters = {kind: Cluster(kind, args.rzk, base, 1, taken) for kind in ("zookeeper", "rzk")}
+    if args.floor_server:
+        clusters["floor_server"] = Cluster("floor_server", args.floor_server, base, 1, taken,
+                                           member_class=FloorMember)
     rows = []
     try:
         for cluster in clusters.values():
@@ -431,6 +452,9 @@ def sync_write(args, base, taken):
             for kind in order:
                 cells[kind] = run_bench(args.rzk, clusters[kind], "create", 1, 1,
                                         args.duration, args.warmup)
+            if "floor_server" in clusters:
+                cells["floor_server"] = run_bench(args.rzk, clusters["floor_server"], "create", 1, 1,
+                                                  args.duration, args.warmup)
             read = run_bench(args.rzk, clusters["rzk"], "get", 1, 1, args.duration, args.warmup)
             after = fdatasync_probe(base)
             probe_us = (before["us_per_fsync"] + after["us_per_fsync"]) / 2
@@ -449,13 +473,18 @@ def sync_write(args, base, taken):
                 row[f"{kind}_ratio_p50"] = cell["p50_us"] / probe_p50_us
             row["rzk_beyond_floor_us"] = row["rzk_p50_us"] - row["floor_us"]
             row["rzk_beyond_floor_p50_us"] = row["rzk_p50_us"] - row["floor_p50_us"]
+            if "floor_server" in cells:
+                row["rzk_beyond_floor_server_us"] = row["rzk_p50_us"] - row["floor_server_p50_us"]
             rows.append(row)
             log(f"sync write round {index}: probe mean {probe_us:.0f} µs, p50 {probe_p50_us:.0f} µs; "
                 f"rzk p50 {row['rzk_p50_us']} µs ({row['rzk_ratio_p50']:.2f}x the probe p50, "
                 f"{row['rzk_ratio']:.2f}x its mean), ZooKeeper p50 {row['zookeeper_p50_us']} µs "
                 f"({row['zookeeper_ratio_p50']:.2f}x, {row['zookeeper_ratio']:.2f}x), rzk get p50 "
                 f"{read['p50_us']} µs (floor {row['floor_ratio_p50']:.2f}x the probe p50; rzk "
-                f"{row['rzk_beyond_floor_p50_us']:.0f} µs beyond it)")
+                f"{row['rzk_beyond_floor_p50_us']:.0f} µs beyond it)"
+                + (f"; floor server p50 {row['floor_server_p50_us']} µs "
+                   f"({row['floor_server_ratio_p50']:.2f}x; rzk {row['rzk_beyond_floor_server_us']:.0f} µs "
+                   f"beyond it)" if "floor_server_p50_us" in row else ""))
     finally:
         stop_and_remove(clusters.values())
     return rows
@@ -492,23 +521,38 @@ def sync_write_markdown(sync_rows):
                    "the disk's rare stalls) are given too, as earlier reports gave them. The floor is "
                    "one fsync plus the getData p50 (the same client's loopback round trip): near the "
                    "least a server could reach here.")
+        measured = all("floor_server_p50_us" in row for row in sync_rows)
+        if measured:
+            out.append("")
+            out.append("The floor server (`fsync_floor_server`, crates/rzk/examples) answers a create once "
+                       "its bytes are written to a preallocated file and fdatasync'ed, and does nothing "
+                       "else: the floor measured with the same client, with the sleeps a create causes.")
         out.append("")
         out.append("| round | probe p50 µs | probe mean µs | rzk p50 ms | rzk / fsync p50 | rzk / fsync mean "
                    "| ZK p50 ms | ZK / fsync p50 | ZK / fsync mean | rzk get p50 ms | floor / fsync p50 "
-                   "| rzk beyond the floor µs |")
-        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                   "| rzk beyond the floor µs |"
+                   + (" floor server p50 ms | floor server / fsync p50 | rzk beyond the floor server µs |"
+                      if measured else ""))
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+                   + ("---:|---:|---:|" if measured else ""))
         for row in sync_rows:
             out.append(f"| {row['round'] + 1} | {row['probe_p50_us']:.0f} | {row['probe_us']:.0f} "
                        f"| {fmt_ms(row['rzk_p50_us'])} | {row['rzk_ratio_p50']:.2f} | {row['rzk_ratio']:.2f} "
                        f"| {fmt_ms(row['zookeeper_p50_us'])} | {row['zookeeper_ratio_p50']:.2f} "
                        f"| {row['zookeeper_ratio']:.2f} | {fmt_ms(row['rzk_get_p50_us'])} "
-                       f"| {row['floor_ratio_p50']:.2f} | {row['rzk_beyond_floor_p50_us']:.0f} |")
+                       f"| {row['floor_ratio_p50']:.2f} | {row['rzk_beyond_floor_p50_us']:.0f} |"
+                       + (f" {fmt_ms(row['floor_server_p50_us'])} | {row['floor_server_ratio_p50']:.2f} "
+                          f"| {row['rzk_beyond_floor_server_us']:.0f} |" if measured else ""))
         out.append("")
         out.append(f"Over {len(sync_rows)} rounds, against the probes' p50: rzk / fsync "
                    f"{median_range(r['rzk_ratio_p50'] for r in sync_rows)}; ZooKeeper / fsync "
                    f"{median_range(r['zookeeper_ratio_p50'] for r in sync_rows)}; floor / fsync "
                    f"{median_range(r['floor_ratio_p50'] for r in sync_rows)}; rzk beyond the floor (µs) "
                    f"{median_range((r['rzk_beyond_floor_p50_us'] for r in sync_rows), '.0f')}.")
+        if measured:
+            out.append(f"The floor server / fsync {median_range(r['floor_server_ratio_p50'] for r in sync_rows)}; "
+                       f"rzk beyond the floor server (µs) "
+                       f"{median_range((r['rzk_beyond_floor_server_us'] for r in sync_rows), '.0f')}.")
         out.append(f"Against the probes' mean: rzk / fsync {median_range(r['rzk_ratio'] for r in sync_rows)}; "
                    f"ZooKeeper / fsync {median_range(r['zookeeper_ratio'] for r in sync_rows)}.")
         return out
@@ -654,6 +698,10 @@ def parse_args():
                              "getData 1 x 1 on rzk (the floor: the probe calls' p50 + its p50), a probe")
     parser.add_argument("--sync-write-only", action="store_true",
                         help="run only the --sync-write rounds (6 unless --sync-write says)")
+    parser.add_argument("--floor-server", metavar="BINARY",
+                        help="the fsync_floor_server example (compare.sh builds it): --sync-write "
+                             "rounds also run create 1 x 1 on it, a server that answers a create "
+                             "once it is fdatasync'ed and does nothing else")
     parser.add_argument("--ops", default=",".join(OPS))
     parser.add_argument("--sessions", default="1,8,64")
     parser.add_argument("--inflight", default="1,32")

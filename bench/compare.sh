@@ -4,7 +4,7 @@
 #   bench/compare.sh                    # ~13 minutes: the same with longer cells
 #   bench/compare.sh --ensemble         # also 3-member ensembles of each server
 #   bench/compare.sh --million          # also 1,000,000 znodes: RSS, data size, restart time (slow)
-#   bench/compare.sh --sync-write-only  # ~3 minutes: one session's synchronous create against one fsync and its floor, 6 rounds
+#   bench/compare.sh --sync-write-only  # ~4 minutes: one session's synchronous create against one fsync and its floor, 6 rounds
 # Other options are passed to bench/compare.py (--ops, --sessions, --inflight, --repeat, --duration,
 # --warmup, --out, --workdir); see `python3 bench/compare.py --help`.
 # Installs Debian's zookeeper package (apt-get install -y zookeeper zookeeper-bin, with java) when missing.
@@ -21,7 +21,8 @@ if [ ! -e /usr/share/zookeeper/bin/zkServer.sh ] || ! command -v java >/dev/null
 fi
 
 target_dir="${CARGO_TARGET_DIR:-target}"
-echo "[compare] cargo build --release -p rzk (target dir $target_dir)" >&2
-cargo build --release -p rzk >&2
+echo "[compare] cargo build --release -p rzk --bin rzk --example fsync_floor_server (target dir $target_dir)" >&2
+cargo build --release -p rzk --bin rzk --example fsync_floor_server >&2
 # Absolute: compare.py starts the servers from their own working directories.
-exec python3 bench/compare.py --rzk "$(realpath "$target_dir/release/rzk")" "$@"
+exec python3 bench/compare.py --rzk "$(realpath "$target_dir/release/rzk")" \
+    --floor-server "$(realpath "$target_dir/release/examples/fsync_floor_server")" "$@"

@@ -4,7 +4,7 @@
 #   bench/compare.sh                    # ~13 minutes: the same with longer cells
 #   bench/compare.sh --ensemble         # also 3-member ensembles of each server
 #   bench/compare.sh --million          # also 1,000,000 znodes: RSS, data size, restart time (slow)
-#   bench/compare.sh --sync-write-only  # ~4 minutes: one session's synchronous create against one fsync and its floor, 6 rounds
+#   bench/compare.sh --sync-write-only  # ~5 minutes: one session's synchronous create against one fsync and its floor, 6 rounds
 # Other options are passed to bench/compare.py (--ops, --sessions, --inflight, --repeat, --duration,
 # --warmup, --out, --workdir); see `python3 bench/compare.py --help`.
 # Installs Debian's zookeeper package (apt-get install -y zookeeper zookeeper-bin, with java) when missing.

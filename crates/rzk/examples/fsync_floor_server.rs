@@ -25,14 +25,12 @@ use std::sync::{Arc, Mutex};
 use rzk_proto::codec::{
     decode_connect_request, decode_request, encode_connect_response, encode_reply,
 };
+use rzk_proto::frame::{next_frame, JUTE_MAXBUFFER_DEFAULT, LENGTH_PREFIX_BYTES};
 use rzk_proto::{ConnectResponse, ErrorCode, OpCode, Request, Response};
 
 /// The file the creates are written to, preallocated as ZooKeeper's and rzk's logs are, so a
 /// `fdatasync` flushes data and not the file's size.
 const PREALLOCATED_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Larger frames are refused (ZooKeeper's default `jute.maxbuffer` is about 1 MiB).
-const FRAME_BYTES_MAX: usize = 1024 * 1024;
 
 /// Requests' bytes go at the next offset, wrapping at the end of the preallocated file.
 struct Log {
@@ -82,19 +80,19 @@ fn serve(address: &str, dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads one length-prefixed frame into `body`; `Ok(false)` at a clean end of the stream.
+/// Reads one length-prefixed frame into `body`; `Ok(false)` at a clean end of the stream. A
+/// negative length or one over the default `jute.maxbuffer` is refused as the server refuses it.
 fn read_frame(stream: &mut TcpStream, body: &mut Vec<u8>) -> io::Result<bool> {
-    let mut length = [0u8; 4];
-    match stream.read_exact(&mut length) {
+    let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
+    match stream.read_exact(&mut prefix) {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(error) => return Err(error),
     }
-    let length = usize::try_from(i32::from_be_bytes(length))
-        .ok()
-        .filter(|&n| n <= FRAME_BYTES_MAX)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad frame length"))?;
-    body.resize(length, 0);
+    next_frame(&prefix, JUTE_MAXBUFFER_DEFAULT)
+        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+    // Checked just above: not negative, at most `JUTE_MAXBUFFER_DEFAULT`.
+    body.resize(u32::from_be_bytes(prefix) as usize, 0);
     stream.read_exact(body)?;
     Ok(true)
 }
@@ -106,8 +104,8 @@ fn connection(mut stream: TcpStream, log: &Mutex<Log>, zxid: &AtomicI64) -> io::
     if !read_frame(&mut stream, &mut body)? {
         return Ok(());
     }
-    let connect = decode_connect_request(&body)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+    let connect =
+        decode_connect_request(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     encode_connect_response(
         &ConnectResponse {
             protocol_version: 0,
@@ -121,7 +119,7 @@ fn connection(mut stream: TcpStream, log: &Mutex<Log>, zxid: &AtomicI64) -> io::
     stream.write_all(&out)?;
     while read_frame(&mut stream, &mut body)? {
         let (header, request) = decode_request(&body)
-            .map_err(|(_, e)| io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")))?;
+            .map_err(|(_, e)| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let reply = match request {
             Request::Create(record) if header.op == OpCode::Create.code() => {
                 let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
